@@ -30,8 +30,12 @@ __all__ = [
 ]
 
 
+def _dtype(x) -> np.dtype:
+    return np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype
+
+
 def _kind(x) -> str:
-    return np.dtype(getattr(x, "dtype", np.asarray(x).dtype)).kind
+    return _dtype(x).kind
 
 
 def is_concrete(x) -> bool:
@@ -67,7 +71,7 @@ def as_float_array(x, name: str, ndim: int | None = None, shape: str = "", finit
         raise TypeError(f"{name} must be a floating-point array, got {type(x).__name__}.")
     kind = _kind(x)
     if kind != "f":
-        dtype = getattr(x, "dtype", np.asarray(x).dtype)
+        dtype = _dtype(x)
         raise TypeError(
             f"{name} must have a floating-point dtype (float16/bfloat16/float32/float64), got "
             f"{dtype}; cast it first, e.g. x.astype(jnp.float32)."
@@ -85,7 +89,7 @@ def as_int_array(x, name: str, ndim: int | None = 1, shape: str = "[n]"):
         raise TypeError(f"{name} must be an integer array, got {type(x).__name__}.")
     kind = _kind(x)
     if kind not in "iu":
-        dtype = getattr(x, "dtype", np.asarray(x).dtype)
+        dtype = _dtype(x)
         raise TypeError(f"{name} must have an integer dtype, got {dtype}.")
     if ndim is not None:
         check_rank(x, name, ndim, shape)

@@ -1,1 +1,7 @@
-"""jaxclust.cluster."""
+"""Clustering solvers: k-means family (more to come: GMM, spectral, Ward, subspace)."""
+
+from jaxclust.cluster._init import kmeans_plusplus as kmeans_plusplus
+from jaxclust.cluster._init import random_init as random_init
+from jaxclust.cluster._kmeans import KMeansResult as KMeansResult
+from jaxclust.cluster._kmeans import kmeans as kmeans
+from jaxclust.cluster._kmeans import kmeans_predict as kmeans_predict

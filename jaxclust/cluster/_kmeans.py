@@ -1,0 +1,278 @@
+"""Lloyd's k-means with k-means++ or random seeding, sharded over samples."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jaxtyping import Array, Bool, Float, Int
+
+from jaxclust import _checks, _collectives
+from jaxclust._typing import KeyArray, ScalarLike
+from jaxclust.cluster import _init
+from jaxclust.cluster._distances import (
+    DEFAULT_DISTANCE_BUDGET,
+    compute_dtype,
+    nearest_centroid,
+    squared_norms,
+)
+
+_INITS = ("k-means++", "random")
+
+
+class KMeansResult(NamedTuple):
+    """Output of :func:`kmeans`.
+
+    Attributes:
+      centroids: cluster centres, shape [k, d]. A cluster left empty keeps its previous centre.
+      labels: index of the nearest centroid for every sample, int32, shape [n].
+      inertia: ``Σ_i w_i ‖x_i − μ_{c_i}‖²`` at the returned centroids and labels, scalar.
+      num_steps: Lloyd iterations run, int32 scalar.
+      converged: True when the loop stopped because the labels stopped changing or the centre shift
+        fell below the tolerance, False when it hit ``max_steps``.
+      counts: total sample weight of each cluster at the returned labels, shape [k]; a zero marks a
+        cluster that is empty (possible only when fewer than ``k`` distinct points exist).
+    """
+
+    centroids: Float[Array, "k d"]
+    labels: Int[Array, " n"]
+    inertia: Float[Array, ""]
+    num_steps: Int[Array, ""]
+    converged: Bool[Array, ""]
+    counts: Float[Array, " k"]
+
+
+class _LloydState(NamedTuple):
+    centroids: Float[Array, "k d"]
+    labels: Int[Array, " n"]
+    step: Int[Array, ""]
+    done: Bool[Array, ""]
+
+
+def _centroid_sums(x, w, labels, k, axis_name):
+    sums = jax.ops.segment_sum(w[:, None] * x, labels, num_segments=k)
+    weights = jax.ops.segment_sum(w, labels, num_segments=k)
+    return _collectives.psum(sums, axis_name), _collectives.psum(weights, axis_name)
+
+
+def _relocate_empty(sums, weights, x, w, labels, dist, axis_name):
+    """scikit-learn's empty-cluster rule (METHODS.md §1.1), on the summed (not averaged) centres.
+
+    The e-th empty cluster (in index order) takes the e-th farthest point from its own centre; that
+    point's weight and coordinates move out of its previous cluster's sums. Points at distance 0
+    are never moved, so a cluster stays empty only when no point lies away from its centre.
+    """
+    k = sums.shape[0]
+    local = min(k, x.shape[0])
+    far = jnp.where(w > 0, dist, -1.0)
+    far_d, far_i = lax.top_k(far, local)
+    cand_d = _collectives.all_gather(far_d, axis_name).reshape(-1)
+    cand_x = _collectives.all_gather(x[far_i], axis_name).reshape(-1, x.shape[1])
+    cand_w = _collectives.all_gather(w[far_i], axis_name).reshape(-1)
+    cand_l = _collectives.all_gather(labels[far_i], axis_name).reshape(-1)
+    if cand_d.shape[0] > k:  # sharded: keep the global top k of the per-shard candidates
+        order = lax.top_k(cand_d, k)[1]
+        cand_d, cand_x, cand_w, cand_l = cand_d[order], cand_x[order], cand_w[order], cand_l[order]
+
+    empty = weights <= 0
+    rank = jnp.clip(jnp.cumsum(empty) - 1, 0, cand_d.shape[0] - 1)
+    move = empty & (cand_d[rank] > 0) & (jnp.cumsum(empty) - 1 < cand_d.shape[0])
+    moved_w = jnp.where(move, cand_w[rank], 0.0)
+    moved_x = cand_x[rank]
+    old = cand_l[rank]
+    sums = sums.at[old].add(-moved_w[:, None] * moved_x)
+    weights = weights.at[old].add(-moved_w)
+    sums = jnp.where(move[:, None], moved_w[:, None] * moved_x, sums)
+    weights = jnp.where(move, moved_w, weights)
+    return sums, weights
+
+
+def _lloyd_update(x, w, centroids, labels, dist, axis_name):
+    k = centroids.shape[0]
+    sums, weights = _centroid_sums(x, w, labels, k, axis_name)
+    sums, weights = _relocate_empty(sums, weights, x, w, labels, dist, axis_name)
+    safe = jnp.where(weights > 0, weights, 1.0)
+    return jnp.where((weights > 0)[:, None], sums / safe[:, None], centroids)
+
+
+def _tolerance(x, tol, axis_name):
+    """``tol · mean_j Var(x_{:, j})``, scikit-learn's scaling of the centre-shift tolerance."""
+    n = _collectives.psum(jnp.asarray(x.shape[0], x.dtype), axis_name)
+    mean = _collectives.psum(jnp.sum(x, axis=0), axis_name) / n
+    var = _collectives.psum(jnp.sum((x - mean[None, :]) ** 2, axis=0), axis_name) / n
+    return tol * jnp.mean(var)
+
+
+def _initial_centroids(x, k, init, key, w, axis_name):
+    if isinstance(init, str):
+        _checks.check_choice(init, "init", _INITS + ("an array of shape [k, d]",))
+        if key is None:
+            raise ValueError(f"key is required when init={init!r}; pass e.g. key=jax.random.key(0).")
+        if init == "k-means++":
+            return _init.kmeans_plusplus(x, k=k, key=key, sample_weight=w, axis_name=axis_name)
+        return _init.random_init(x, k=k, key=key, sample_weight=w, axis_name=axis_name)
+    init = _checks.as_float_array(init, "init", ndim=2, shape="[k, d]")
+    if init.shape != (k, x.shape[1]):
+        raise ValueError(
+            f"init must have shape [k, d] = {(k, x.shape[1])}, got {tuple(init.shape)}."
+        )
+    return init.astype(x.dtype)
+
+
+def kmeans(
+    x: Float[Array, "n d"],
+    *,
+    k: int,
+    key: KeyArray | None = None,
+    init: str | Float[Array, "k d"] = "k-means++",
+    sample_weight: Float[Array, " n"] | None = None,
+    max_steps: int = 300,
+    tol: ScalarLike = 1e-4,
+    distance_budget: int = DEFAULT_DISTANCE_BUDGET,
+    axis_name: str | None = None,
+) -> KMeansResult:
+    """Lloyd's k-means: alternate nearest-centre assignment and weighted means.
+
+    Follows scikit-learn's ``algorithm="lloyd"`` semantics (METHODS.md §1.1): the loop stops when
+    the labels no longer change or when the squared centre shift ``Σ_k ‖μ_k' − μ_k‖²`` is at most
+    ``tol · mean_j Var(x_{:, j})``; a final assignment step makes labels and centres consistent.
+    Empty clusters are re-seeded from the points farthest from their centre, as scikit-learn does.
+    The loop is a ``lax.while_loop``: there are no host syncs, and the result is not
+    differentiable (use the losses in :mod:`jaxclust.losses` for gradients).
+
+    Data are centred before the loop, as scikit-learn does, to reduce cancellation in
+    ``‖x‖² − 2⟨x, μ⟩ + ‖μ‖²``. Half-precision inputs are computed in float32.
+
+    Peak memory beyond the inputs is ``O(n·d + min(n·k, distance_budget))``: when ``n·k`` exceeds
+    ``distance_budget`` the distance matrix is built in row blocks.
+
+    Args:
+      x: data, shape [n, d], floating point, finite.
+      k: number of clusters (static: changing it recompiles).
+      key: PRNG key for seeding; required unless ``init`` is an array.
+      init: ``"k-means++"`` (greedy, ``2 + floor(ln k)`` local trials), ``"random"`` (``k``
+        distinct rows) or an explicit array of initial centres, shape [k, d] (static choice).
+      sample_weight: non-negative sample weights, shape [n]; ones if None.
+      max_steps: maximum Lloyd iterations (static).
+      tol: relative tolerance on the centre shift (scaled by the mean feature variance); 0 stops
+        only when the labels stop changing.
+      distance_budget: largest number of entries of the [n, k] distance matrix held at once (static).
+      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh axis;
+        then ``n`` is the per-shard count, sums and inertia are global and the centroids are
+        replicated. Under plain ``jax.jit`` on sharded arrays leave it None: XLA inserts the
+        collectives.
+
+    Returns:
+      A :class:`KMeansResult`.
+
+    Raises:
+      TypeError: if ``x``, ``init`` or ``sample_weight`` is not floating point, or ``k`` is not an int.
+      ValueError: if shapes are wrong, ``x`` holds NaN/Inf, ``k`` is not in [1, n], ``init`` is an
+        unknown string, or ``key`` is missing.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.cluster import kmeans
+      >>> x = jnp.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
+      >>> result = kmeans(x, k=2, key=jax.random.key(0))
+      >>> print(float(result.inertia), bool(result.converged))
+      1.0 True
+      >>> bool(result.labels[0] == result.labels[1]) and bool(result.labels[0] != result.labels[2])
+      True
+
+    References:
+      Lloyd, "Least squares quantization in PCM", IEEE Trans. Inf. Theory 28(2), 1982.
+      Arthur & Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007.
+    """
+    x = _checks.as_float_array(x, "x", ndim=2, shape="[n, d]")
+    if axis_name is None:
+        k = _checks.check_num_clusters(k, x.shape[0])
+    else:
+        k = _checks.check_positive_int(k, "k")
+    max_steps = _checks.check_positive_int(max_steps, "max_steps", minimum=0)
+    distance_budget = _checks.check_positive_int(distance_budget, "distance_budget")
+    _checks.check_nonnegative_scalar(tol, "tol")
+    x = x.astype(compute_dtype(x.dtype))
+    w = _init._weights(sample_weight, x)
+    centroids = _initial_centroids(x, k, init, key, w, axis_name)
+
+    # Centre the data (weighted mean), as scikit-learn does; shifts are undone at the end.
+    total_w = _collectives.psum(jnp.sum(w), axis_name)
+    shift = _collectives.psum(jnp.sum(w[:, None] * x, axis=0), axis_name) / total_w
+    x = x - shift[None, :]
+    centroids = centroids - shift[None, :]
+    x_sq = squared_norms(x)
+    tol_scaled = _tolerance(x, jnp.asarray(tol, x.dtype), axis_name)
+
+    def assign(c):
+        return nearest_centroid(x, c, x_sq=x_sq, budget=distance_budget)
+
+    def cond(state: _LloydState):
+        return (~state.done) & (state.step < max_steps)
+
+    def body(state: _LloydState) -> _LloydState:
+        labels, dist = assign(state.centroids)
+        new = _lloyd_update(x, w, state.centroids, labels, dist, axis_name)
+        changed = _collectives.psum(jnp.sum(labels != state.labels), axis_name)
+        center_shift = jnp.sum((new - state.centroids) ** 2)
+        done = (changed == 0) | (center_shift <= tol_scaled)
+        return _LloydState(new, labels, state.step + 1, done)
+
+    init_state = _LloydState(
+        centroids,
+        _collectives.pvary(jnp.full(x.shape[0], -1, jnp.int32), axis_name),
+        jnp.int32(0),
+        jnp.asarray(False),
+    )
+    state = lax.while_loop(cond, body, init_state)
+    labels, dist = assign(state.centroids)
+    inertia = _collectives.psum(jnp.sum(w * dist), axis_name)
+    counts = _collectives.psum(jax.ops.segment_sum(w, labels, num_segments=k), axis_name)
+    return KMeansResult(
+        centroids=state.centroids + shift[None, :],
+        labels=labels,
+        inertia=inertia,
+        num_steps=state.step,
+        converged=state.done,
+        counts=counts,
+    )
+
+
+def kmeans_predict(
+    x: Float[Array, "n d"],
+    centroids: Float[Array, "k d"],
+    *,
+    distance_budget: int = DEFAULT_DISTANCE_BUDGET,
+) -> Int[Array, " n"]:
+    """Index of the nearest centroid for each row of ``x`` (ties to the lowest index).
+
+    Args:
+      x: data, shape [n, d].
+      centroids: cluster centres, shape [k, d], e.g. ``kmeans(...).centroids``.
+      distance_budget: largest number of distance-matrix entries held at once (static).
+
+    Returns:
+      Labels, int32, shape [n].
+
+    Raises:
+      TypeError: if ``x`` or ``centroids`` is not floating point.
+      ValueError: if shapes are wrong or the feature dimensions differ, or values are not finite.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.cluster import kmeans_predict
+      >>> kmeans_predict(jnp.array([[0.1], [9.0]]), jnp.array([[0.0], [10.0]])).tolist()
+      [0, 1]
+    """
+    x = _checks.as_float_array(x, "x", ndim=2, shape="[n, d]")
+    centroids = _checks.as_float_array(centroids, "centroids", ndim=2, shape="[k, d]")
+    if centroids.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"centroids must have shape [k, d] with d={x.shape[1]} to match x, got "
+            f"{tuple(centroids.shape)}."
+        )
+    distance_budget = _checks.check_positive_int(distance_budget, "distance_budget")
+    dtype = compute_dtype(jnp.result_type(x.dtype, centroids.dtype))
+    return nearest_centroid(x.astype(dtype), centroids.astype(dtype), budget=distance_budget)[0]

@@ -1,0 +1,288 @@
+"""Tests for jaxclust.cluster.kmeans and kmeans_predict against scikit-learn and brute force."""
+
+import chex
+import hypothesis
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+from sklearn.cluster import KMeans
+from sklearn.datasets import load_digits, make_blobs
+
+from jaxclust.cluster import KMeansResult, kmeans, kmeans_predict
+
+
+def _datasets():
+    rng = np.random.default_rng(0)
+    blobs, _ = make_blobs(500, n_features=5, centers=6, cluster_std=2.0, random_state=0)
+    return {
+        "digits": (load_digits().data.astype(np.float64), 10),
+        "blobs": (blobs, 6),
+        "uniform": (rng.uniform(size=(400, 3)), 7),
+        "shifted": (rng.normal(size=(300, 4)) + 1e4, 4),  # large offset: tests centring
+    }
+
+
+DATASETS = _datasets()
+
+
+def _sklearn(x, init, **kw):
+    return KMeans(len(init), init=init, n_init=1, algorithm="lloyd", **kw).fit(x)
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_matches_sklearn_from_same_init(name):
+    x, k = DATASETS[name]
+    init = x[np.random.default_rng(1).choice(len(x), k, replace=False)]
+    ours = kmeans(jnp.asarray(x), k=k, init=jnp.asarray(init))
+    ref = _sklearn(x, init)
+    np.testing.assert_allclose(float(ours.inertia), ref.inertia_, rtol=1e-9)
+    np.testing.assert_array_equal(np.asarray(ours.labels), ref.labels_)
+    np.testing.assert_allclose(np.asarray(ours.centroids), ref.cluster_centers_, rtol=1e-7, atol=1e-7)
+    assert int(ours.num_steps) == ref.n_iter_
+    assert bool(ours.converged)
+    assert ours.labels.dtype == jnp.int32
+
+
+def test_matches_sklearn_float32():
+    x, k = DATASETS["digits"]
+    x32 = (x / 16).astype(np.float32)
+    init = x32[:k]
+    ours = kmeans(jnp.asarray(x32), k=k, init=jnp.asarray(init))
+    ref = _sklearn(x32.astype(np.float64), init.astype(np.float64))
+    assert ours.centroids.dtype == jnp.float32
+    np.testing.assert_allclose(float(ours.inertia), ref.inertia_, rtol=1e-4)
+
+
+def test_empty_clusters_relocated_like_sklearn():
+    x, _ = DATASETS["digits"]
+    init = np.repeat(x[:5], 2, axis=0)  # duplicated centres leave 5 clusters empty at step one
+    ours = kmeans(jnp.asarray(x), k=10, init=jnp.asarray(init))
+    ref = _sklearn(x, init)
+    np.testing.assert_allclose(float(ours.inertia), ref.inertia_, rtol=1e-9)
+    assert np.all(np.asarray(ours.counts) > 0)
+
+
+def test_more_clusters_than_distinct_points_reports_empty():
+    x = jnp.asarray(np.repeat(np.eye(3), 4, axis=0))
+    result = kmeans(x, k=5, init=jnp.asarray(np.vstack([np.eye(3), np.eye(3)[:2] + 0.5])))
+    counts = np.asarray(result.counts)
+    assert np.isfinite(np.asarray(result.centroids)).all()
+    assert (counts == 0).sum() == 2 and counts.sum() == 12
+    assert float(result.inertia) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_sample_weight_matches_sklearn():
+    x, k = DATASETS["blobs"]
+    w = np.random.default_rng(2).uniform(0.1, 3.0, len(x))
+    init = x[:k]
+    ours = kmeans(jnp.asarray(x), k=k, init=jnp.asarray(init), sample_weight=jnp.asarray(w))
+    ref = KMeans(k, init=init, n_init=1, algorithm="lloyd").fit(x, sample_weight=w)
+    np.testing.assert_allclose(float(ours.inertia), ref.inertia_, rtol=1e-9)
+    np.testing.assert_array_equal(np.asarray(ours.labels), ref.labels_)
+
+
+def test_integer_weights_equal_repeated_points():
+    x, k = DATASETS["uniform"]
+    reps = np.random.default_rng(3).integers(1, 4, len(x))
+    init = x[:k]
+    weighted = kmeans(jnp.asarray(x), k=k, init=jnp.asarray(init), sample_weight=jnp.asarray(reps, float))
+    repeated = kmeans(jnp.asarray(np.repeat(x, reps, axis=0)), k=k, init=jnp.asarray(init))
+    np.testing.assert_allclose(float(weighted.inertia), float(repeated.inertia), rtol=1e-10)
+    np.testing.assert_allclose(weighted.centroids, repeated.centroids, rtol=1e-10)
+
+
+def test_tol_and_max_steps():
+    x, k = DATASETS["digits"]
+    init = jnp.asarray(x[:k])
+    capped = kmeans(jnp.asarray(x), k=k, init=init, max_steps=2)
+    assert int(capped.num_steps) == 2 and not bool(capped.converged)
+    ref = _sklearn(x, np.asarray(init), max_iter=2)
+    np.testing.assert_allclose(float(capped.inertia), ref.inertia_, rtol=1e-9)
+    loose = kmeans(jnp.asarray(x), k=k, init=init, tol=1.0)
+    ref = _sklearn(x, np.asarray(init), tol=1.0)
+    assert int(loose.num_steps) == ref.n_iter_ and bool(loose.converged)
+    np.testing.assert_allclose(float(loose.inertia), ref.inertia_, rtol=1e-9)
+
+
+def test_chunked_equals_unchunked():
+    x, k = DATASETS["digits"]
+    init = jnp.asarray(x[:k])
+    full = kmeans(jnp.asarray(x), k=k, init=init)
+    chunked = kmeans(jnp.asarray(x), k=k, init=init, distance_budget=7 * k + 3)  # 7 rows, ragged
+    np.testing.assert_array_equal(full.labels, chunked.labels)
+    np.testing.assert_allclose(float(full.inertia), float(chunked.inertia), rtol=1e-12)
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_seeded_runs_are_deterministic_and_sensible(init):
+    x, k = DATASETS["blobs"]
+    a = kmeans(jnp.asarray(x), k=k, key=jax.random.key(5), init=init)
+    b = kmeans(jnp.asarray(x), k=k, key=jax.random.key(5), init=init)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    best_sklearn = KMeans(k, n_init=10, random_state=0).fit(x).inertia_
+    assert float(a.inertia) <= 1.25 * best_sklearn
+
+
+def test_jit_no_retrace():
+    x, k = DATASETS["blobs"]
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def run(x, key):
+        return kmeans(x, k=k, key=key)
+
+    for seed in range(3):
+        result = run(jnp.asarray(x), jax.random.key(seed))
+    assert isinstance(result, KMeansResult)
+
+
+def test_vmap_over_keys():
+    x, k = DATASETS["blobs"]
+    keys = jax.random.split(jax.random.key(0), 3)
+    results = jax.jit(jax.vmap(lambda key: kmeans(jnp.asarray(x), k=k, key=key)))(keys)
+    assert results.labels.shape == (3, len(x))
+    single = kmeans(jnp.asarray(x), k=k, key=keys[2])
+    np.testing.assert_allclose(float(results.inertia[2]), float(single.inertia), rtol=1e-10)
+
+
+def _mesh(axis_type=AxisType.Auto):
+    return jax.make_mesh((8,), ("data",), axis_types=(axis_type,))
+
+
+_SPECS = KMeansResult(P(), P("data"), P(), P(), P(), P())
+
+
+@pytest.mark.parametrize("empty", [False, True])
+def test_shard_map_equals_jit_on_sharded_equals_single_device(empty):
+    x = jnp.asarray(DATASETS["digits"][0][:1600])
+    init = jnp.repeat(x[:5], 2, axis=0) if empty else x[:10]
+    single = kmeans(x, k=10, init=init)
+    mesh = _mesh()
+    xs = jax.device_put(x, NamedSharding(mesh, P("data")))
+    mapped = jax.jit(
+        jax.shard_map(
+            lambda x, c: kmeans(x, k=10, init=c, axis_name="data"),
+            mesh=mesh,
+            in_specs=(P("data"), P()),
+            out_specs=_SPECS,
+        )
+    )(xs, init)
+    on_sharded = jax.jit(lambda x: kmeans(x, k=10, init=init))(xs)
+    for other in (mapped, on_sharded):
+        np.testing.assert_array_equal(np.asarray(other.labels), np.asarray(single.labels))
+        np.testing.assert_allclose(float(other.inertia), float(single.inertia), rtol=1e-10)
+        np.testing.assert_allclose(other.centroids, single.centroids, rtol=1e-9, atol=1e-9)
+        assert int(other.num_steps) == int(single.num_steps)
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_shard_map_seeding_gives_good_clusterings(init):
+    x, y = make_blobs(800, n_features=4, centers=5, cluster_std=0.5, random_state=3)
+    mesh = _mesh()
+    fn = jax.jit(
+        jax.shard_map(
+            lambda x, key: kmeans(x, k=5, key=key, init=init, axis_name="data"),
+            mesh=mesh,
+            in_specs=(P("data"), P()),
+            out_specs=_SPECS,
+        )
+    )
+    xs = jax.device_put(jnp.asarray(x), NamedSharding(mesh, P("data")))
+    sharded = [float(fn(xs, jax.random.key(s)).inertia) for s in range(4)]
+    run_single = jax.jit(lambda x, key: kmeans(x, k=5, key=key, init=init))
+    single = [float(run_single(jnp.asarray(x), jax.random.key(s)).inertia) for s in range(4)]
+    # Same distribution of outcomes: on well-separated blobs the best of 4 restarts is the optimum.
+    np.testing.assert_allclose(min(sharded), min(single), rtol=1e-9)
+
+
+_jit_kmeans_from = jax.jit(lambda x, init: kmeans(x, k=init.shape[0], init=init))
+
+
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(seed=st.integers(0, 2**16), k=st.integers(1, 4), scale=st.floats(1e-3, 1e3))
+def test_inertia_never_exceeds_initial_assignment(seed, k, scale):
+    n = 40  # fixed shapes: one compilation per k
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2)) * scale
+    init = x[rng.choice(n, k, replace=False)] + rng.normal(scale=0.1 * scale, size=(k, 2))
+    d0 = ((x[:, None] - init[None]) ** 2).sum(-1).min(1).sum()
+    result = _jit_kmeans_from(jnp.asarray(x), jnp.asarray(init))
+    assert float(result.inertia) <= d0 * (1 + 1e-10)
+    # Labels are the nearest centroids of the returned centres.
+    d = ((x[:, None] - np.asarray(result.centroids)[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(d[np.arange(n), np.asarray(result.labels)], d.min(1), rtol=1e-9)
+
+
+def test_kmeans_predict_matches_brute_force(rng):
+    x = rng.normal(size=(300, 6))
+    c = rng.normal(size=(9, 6))
+    expected = ((x[:, None] - c[None]) ** 2).sum(-1).argmin(1)
+    np.testing.assert_array_equal(kmeans_predict(jnp.asarray(x), jnp.asarray(c)), expected)
+    chunked = kmeans_predict(jnp.asarray(x), jnp.asarray(c), distance_budget=50)
+    np.testing.assert_array_equal(chunked, expected)
+    assert jax.jit(kmeans_predict)(jnp.asarray(x), jnp.asarray(c)).dtype == jnp.int32
+
+
+class TestBadInput:
+    x = jnp.ones((10, 2))
+
+    def test_nan(self):
+        with pytest.raises(ValueError, match="x contains 1 NaN or Inf"):
+            kmeans(self.x.at[3, 1].set(jnp.nan), k=2, key=jax.random.key(0))
+
+    def test_inf(self):
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            kmeans(self.x.at[0, 0].set(jnp.inf), k=2, key=jax.random.key(0))
+
+    @pytest.mark.parametrize("k", [0, -1])
+    def test_k_too_small(self, k):
+        with pytest.raises(ValueError, match="k must be >= 1"):
+            kmeans(self.x, k=k, key=jax.random.key(0))
+
+    def test_k_too_large(self):
+        with pytest.raises(ValueError, match="k must be <= the number of samples n=10"):
+            kmeans(self.x, k=11, key=jax.random.key(0))
+
+    def test_k_not_int(self):
+        with pytest.raises(TypeError, match="k must be a Python int"):
+            kmeans(self.x, k=2.0, key=jax.random.key(0))
+
+    def test_rank(self):
+        with pytest.raises(ValueError, match=r"x must have rank 2 with shape \[n, d\], got shape \(10,\)"):
+            kmeans(jnp.ones(10), k=2, key=jax.random.key(0))
+
+    def test_integer_dtype(self):
+        with pytest.raises(TypeError, match="x must have a floating-point dtype"):
+            kmeans(jnp.ones((10, 2), jnp.int32), k=2, key=jax.random.key(0))
+
+    def test_sample_weight_length(self):
+        with pytest.raises(ValueError, match="x and sample_weight must have the same length"):
+            kmeans(self.x, k=2, key=jax.random.key(0), sample_weight=jnp.ones(9))
+
+    def test_negative_weight(self):
+        with pytest.raises(ValueError, match="sample_weight must be non-negative"):
+            kmeans(self.x, k=2, key=jax.random.key(0), sample_weight=-jnp.ones(10))
+
+    def test_init_shape(self):
+        with pytest.raises(ValueError, match=r"init must have shape \[k, d\] = \(2, 2\), got \(3, 2\)"):
+            kmeans(self.x, k=2, init=jnp.ones((3, 2)))
+
+    def test_unknown_init(self):
+        with pytest.raises(ValueError, match="init must be one of"):
+            kmeans(self.x, k=2, init="kmeans||", key=jax.random.key(0))
+
+    def test_missing_key(self):
+        with pytest.raises(ValueError, match="key is required"):
+            kmeans(self.x, k=2)
+
+    def test_negative_tol(self):
+        with pytest.raises(ValueError, match="tol must be a finite number >= 0"):
+            kmeans(self.x, k=2, key=jax.random.key(0), tol=-1.0)
+
+    def test_predict_dimension_mismatch(self):
+        with pytest.raises(ValueError, match="centroids must have shape"):
+            kmeans_predict(self.x, jnp.ones((3, 5)))
