@@ -97,11 +97,16 @@ def _lloyd_update(x, w, centroids, labels, dist, axis_name):
     return jnp.where((weights > 0)[:, None], sums / safe[:, None], centroids)
 
 
-def _tolerance(x, tol, axis_name):
-    """``tol · mean_j Var(x_{:, j})``, scikit-learn's scaling of the centre-shift tolerance."""
-    n = _collectives.psum(jnp.asarray(x.shape[0], x.dtype), axis_name)
-    mean = _collectives.psum(jnp.sum(x, axis=0), axis_name) / n
-    var = _collectives.psum(jnp.sum((x - mean[None, :]) ** 2, axis=0), axis_name) / n
+def _tolerance(x, w, tol, axis_name):
+    """``tol · mean_j Var(x_{:, j})``, scikit-learn's scaling of the centre-shift tolerance.
+
+    The variance is unweighted, as in scikit-learn, over the rows with positive weight, so rows
+    padded with zero weight (e.g. to divide evenly over devices) leave the result unchanged.
+    """
+    valid = (w > 0).astype(x.dtype)[:, None]
+    n = _collectives.psum(jnp.sum(valid), axis_name)
+    mean = _collectives.psum(jnp.sum(valid * x, axis=0), axis_name) / n
+    var = _collectives.psum(jnp.sum(valid * (x - mean[None, :]) ** 2, axis=0), axis_name) / n
     return tol * jnp.mean(var)
 
 
@@ -154,7 +159,8 @@ def kmeans(
       key: PRNG key for seeding; required unless ``init`` is an array.
       init: ``"k-means++"`` (greedy, ``2 + floor(ln k)`` local trials), ``"random"`` (``k``
         distinct rows) or an explicit array of initial centres, shape [k, d] (static choice).
-      sample_weight: non-negative sample weights, shape [n]; ones if None.
+      sample_weight: non-negative sample weights, shape [n]; ones if None. Rows of weight 0 do not
+        affect the result (they still get a label), so padding with zero-weight rows is exact.
       max_steps: maximum Lloyd iterations (static).
       tol: relative tolerance on the centre shift (scaled by the mean feature variance); 0 stops
         only when the labels stop changing.
@@ -204,7 +210,7 @@ def kmeans(
     x = x - shift[None, :]
     centroids = centroids - shift[None, :]
     x_sq = squared_norms(x)
-    tol_scaled = _tolerance(x, jnp.asarray(tol, x.dtype), axis_name)
+    tol_scaled = _tolerance(x, w, jnp.asarray(tol, x.dtype), axis_name)
 
     def assign(c):
         return nearest_centroid(x, c, x_sq=x_sq, budget=distance_budget)
@@ -215,7 +221,7 @@ def kmeans(
     def body(state: _LloydState) -> _LloydState:
         labels, dist = assign(state.centroids)
         new = _lloyd_update(x, w, state.centroids, labels, dist, axis_name)
-        changed = _collectives.psum(jnp.sum(labels != state.labels), axis_name)
+        changed = _collectives.psum(jnp.sum((labels != state.labels) & (w > 0)), axis_name)
         center_shift = jnp.sum((new - state.centroids) ** 2)
         done = (changed == 0) | (center_shift <= tol_scaled)
         return _LloydState(new, labels, state.step + 1, done)

@@ -95,6 +95,18 @@ def test_integer_weights_equal_repeated_points():
     np.testing.assert_allclose(weighted.centroids, repeated.centroids, rtol=1e-10)
 
 
+def test_zero_weight_padding_is_exact():
+    x, k = DATASETS["digits"]
+    init = jnp.asarray(x[:k])
+    plain = kmeans(jnp.asarray(x), k=k, init=init)
+    padded_x = np.vstack([x, np.full((11, x.shape[1]), 99.0)])
+    w = np.r_[np.ones(len(x)), np.zeros(11)]
+    padded = kmeans(jnp.asarray(padded_x), k=k, init=init, sample_weight=jnp.asarray(w))
+    np.testing.assert_array_equal(padded.labels[: len(x)], plain.labels)
+    np.testing.assert_allclose(float(padded.inertia), float(plain.inertia), rtol=1e-12)
+    assert int(padded.num_steps) == int(plain.num_steps)
+
+
 def test_tol_and_max_steps():
     x, k = DATASETS["digits"]
     init = jnp.asarray(x[:k])
