@@ -6,6 +6,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jaxtyping import Array, Float
 
@@ -33,7 +34,7 @@ def _weights(sample_weight, x) -> Float[Array, " n"]:
         return jnp.ones(x.shape[0], dtype)
     w = _checks.as_float_array(sample_weight, "sample_weight", ndim=1, shape="[n]")
     _checks.check_same_leading([x, w], ["x", "sample_weight"])
-    if _checks.is_concrete(w) and bool((w < 0).any()):
+    if _checks.is_concrete(w) and bool((np.asarray(w) < 0).any()):
         raise ValueError("sample_weight must be non-negative.")
     return w.astype(dtype)
 

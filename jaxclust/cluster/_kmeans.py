@@ -29,7 +29,7 @@ class KMeansResult(NamedTuple):
       centroids: cluster centres, shape [k, d]. A cluster left empty keeps its previous centre.
       labels: index of the nearest centroid for every sample, int32, shape [n].
       inertia: ``Σ_i w_i ‖x_i − μ_{c_i}‖²`` at the returned centroids and labels, scalar.
-      num_steps: Lloyd iterations run, int32 scalar.
+      num_steps: Lloyd iterations run (by the returned run when ``n_init > 1``), int32 scalar.
       converged: True when the loop stopped because the labels stopped changing or the centre shift
         fell below the tolerance, False when it hit ``max_steps``.
       counts: total sample weight of each cluster at the returned labels, shape [k]; a zero marks a
@@ -112,9 +112,6 @@ def _tolerance(x, w, tol, axis_name):
 
 def _initial_centroids(x, k, init, key, w, axis_name):
     if isinstance(init, str):
-        _checks.check_choice(init, "init", _INITS + ("an array of shape [k, d]",))
-        if key is None:
-            raise ValueError(f"key is required when init={init!r}; pass e.g. key=jax.random.key(0).")
         if init == "k-means++":
             return _init.kmeans_plusplus(x, k=k, key=key, sample_weight=w, axis_name=axis_name)
         return _init.random_init(x, k=k, key=key, sample_weight=w, axis_name=axis_name)
@@ -133,6 +130,7 @@ def kmeans(
     key: KeyArray | None = None,
     init: str | Float[Array, "k d"] = "k-means++",
     sample_weight: Float[Array, " n"] | None = None,
+    n_init: int = 1,
     max_steps: int = 300,
     tol: ScalarLike = 1e-4,
     distance_budget: int = DEFAULT_DISTANCE_BUDGET,
@@ -161,7 +159,10 @@ def kmeans(
         distinct rows) or an explicit array of initial centres, shape [k, d] (static choice).
       sample_weight: non-negative sample weights, shape [n]; ones if None. Rows of weight 0 do not
         affect the result (they still get a label), so padding with zero-weight rows is exact.
-      max_steps: maximum Lloyd iterations (static).
+      n_init: number of seedings (static); the run with the lowest inertia is returned. Runs are
+        sequential (``lax.scan`` carrying the best result), so peak memory does not grow with it.
+        Must be 1 when ``init`` is an array.
+      max_steps: maximum Lloyd iterations per run (static).
       tol: relative tolerance on the centre shift (scaled by the mean feature variance); 0 stops
         only when the labels stop changing.
       distance_budget: largest number of entries of the [n, k] distance matrix held at once (static).
@@ -198,13 +199,43 @@ def kmeans(
     else:
         k = _checks.check_positive_int(k, "k")
     max_steps = _checks.check_positive_int(max_steps, "max_steps", minimum=0)
+    n_init = _checks.check_positive_int(n_init, "n_init")
     distance_budget = _checks.check_positive_int(distance_budget, "distance_budget")
     _checks.check_nonnegative_scalar(tol, "tol")
+    if n_init > 1 and not isinstance(init, str):
+        raise ValueError(f"n_init must be 1 when init is an array of centres, got n_init={n_init}.")
     x = x.astype(compute_dtype(x.dtype))
     w = _init._weights(sample_weight, x)
-    centroids = _initial_centroids(x, k, init, key, w, axis_name)
+    if not isinstance(init, str):
+        centroids = _initial_centroids(x, k, init, key, w, axis_name)
+        return _lloyd(x, w, centroids, max_steps, tol, distance_budget, axis_name)
+    _checks.check_choice(init, "init", _INITS + ("an array of shape [k, d]",))
+    if key is None:
+        raise ValueError(f"key is required when init={init!r}; pass e.g. key=jax.random.key(0).")
 
-    # Centre the data (weighted mean), as scikit-learn does; shifts are undone at the end.
+    def run(run_key):
+        centroids = _initial_centroids(x, k, init, run_key, w, axis_name)
+        return _lloyd(x, w, centroids, max_steps, tol, distance_budget, axis_name)
+
+    if n_init == 1:
+        return run(key)
+    # Restarts run one after another, carrying only the best result, so peak memory does not
+    # grow with n_init (a vmap over keys would multiply it).
+    keys = jax.random.split(key, n_init)
+
+    def restart(best: KMeansResult, run_key) -> tuple[KMeansResult, None]:
+        result = run(run_key)
+        better = result.inertia < best.inertia
+        return jax.tree.map(lambda a, b: jnp.where(better, a, b), result, best), None
+
+    best, _ = lax.scan(restart, run(keys[0]), keys[1:])
+    return best
+
+
+def _lloyd(x, w, centroids, max_steps, tol, distance_budget, axis_name) -> KMeansResult:
+    """Lloyd iterations from ``centroids`` (validated inputs; see :func:`kmeans`)."""
+    k = centroids.shape[0]
+    # Centre the data (weighted mean), as scikit-learn does; the shift is undone at the end.
     total_w = _collectives.psum(jnp.sum(w), axis_name)
     shift = _collectives.psum(jnp.sum(w[:, None] * x, axis=0), axis_name) / total_w
     x = x - shift[None, :]

@@ -298,3 +298,18 @@ class TestBadInput:
     def test_predict_dimension_mismatch(self):
         with pytest.raises(ValueError, match="centroids must have shape"):
             kmeans_predict(self.x, jnp.ones((3, 5)))
+
+
+def test_n_init_keeps_the_best_run():
+    x, k = DATASETS["digits"]
+    key = jax.random.key(7)
+    best = kmeans(jnp.asarray(x), k=k, key=key, n_init=4)
+    singles = [float(kmeans(jnp.asarray(x), k=k, key=kk).inertia) for kk in jax.random.split(key, 4)]
+    np.testing.assert_allclose(float(best.inertia), min(singles), rtol=1e-12)
+    d = ((x[:, None] - np.asarray(best.centroids)[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(d[np.arange(len(x)), np.asarray(best.labels)].sum(), float(best.inertia), rtol=1e-9)
+
+
+def test_n_init_with_array_init_is_an_error():
+    with pytest.raises(ValueError, match="n_init must be 1 when init is an array"):
+        kmeans(jnp.ones((4, 2)), k=2, init=jnp.ones((2, 2)), n_init=3)

@@ -1,0 +1,1 @@
+"""jaxclust experiments: a thin runner over the functional library (nothing imports this)."""

@@ -1,0 +1,81 @@
+"""Figures written at the end of an experiment (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def pca_2d(x: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """Projects ``x`` (and any ``others`` in the same space) on the top two principal axes of ``x``."""
+    mean = x.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    return [(a - mean) @ vt[:2].T for a in (x, *others)]
+
+
+def plot_clusters(
+    path: str | pathlib.Path,
+    x: np.ndarray,
+    labels: np.ndarray,
+    *,
+    centroids: np.ndarray | None = None,
+    y: np.ndarray | None = None,
+    mapping: np.ndarray | None = None,
+    title: str = "",
+) -> None:
+    """Writes a PNG: 2-D PCA scatter coloured by cluster, and, with ``y``, a confusion matrix.
+
+    The confusion matrix has true classes as rows and clusters as columns, the columns ordered
+    by the class each cluster is matched to (``mapping``, from Hungarian matching), so a good
+    clustering shows a heavy diagonal.
+    """
+    k = int(labels.max()) + 1 if centroids is None else len(centroids)
+    panels = 2 if y is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 6), squeeze=False)
+    axes = axes[0]
+    proj = pca_2d(x, *([] if centroids is None else [centroids]))
+    cmap = plt.get_cmap("tab20" if k > 10 else "tab10")
+    ax = axes[0]
+    ax.scatter(proj[0][:, 0], proj[0][:, 1], c=labels % cmap.N, cmap=cmap, s=4, alpha=0.6,
+               vmin=0, vmax=cmap.N - 1, linewidths=0)
+    if centroids is not None:
+        ax.scatter(proj[1][:, 0], proj[1][:, 1], c="black", marker="x", s=80, label="centroids")
+        for c, (px, py) in enumerate(proj[1]):
+            ax.annotate(str(c), (px, py), xytext=(4, 4), textcoords="offset points", fontsize=9,
+                        weight="bold")
+        ax.legend(loc="upper right")
+    ax.set(title="Clusters (2-D PCA of the data)", xlabel="PC 1", ylabel="PC 2")
+
+    if y is not None:
+        classes = int(y.max()) + 1
+        table = np.zeros((classes, k), dtype=np.int64)
+        np.add.at(table, (y, labels), 1)
+        if mapping is None:
+            order = np.arange(k)
+        else:
+            matched = np.where(mapping >= 0, mapping, classes + np.arange(k))
+            order = np.argsort(matched, kind="stable")
+        table = table[:, order]
+        ax = axes[1]
+        im = ax.imshow(table, cmap="Blues")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        if classes * k <= 400:
+            for r in range(classes):
+                for c in range(k):
+                    v = table[r, c]
+                    ax.text(c, r, str(v), ha="center", va="center", fontsize=7,
+                            color="white" if v > table.max() / 2 else "black")
+        ax.set_xticks(range(k), [str(c) for c in order], fontsize=8)
+        ax.set_yticks(range(classes))
+        ax.set(title="Confusion matrix (columns: clusters, matched order)",
+               xlabel="cluster", ylabel="true class")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,160 @@
+"""``train_and_evaluate(config, workdir)``: runs one experiment and writes its results.
+
+Importable from a notebook: ``from experiments.train import train_and_evaluate``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+import jaxclust.cluster
+import jaxclust.data
+import jaxclust.metrics
+import jaxclust.parallel
+
+
+def evaluate(labels: np.ndarray, y: np.ndarray | None, x: np.ndarray) -> dict[str, float]:
+    """External metrics against ``y`` (when known) and the silhouette of ``labels`` on ``x``."""
+    out: dict[str, float] = {}
+    if y is not None:
+        out["acc"] = float(jaxclust.metrics.accuracy(y, labels))
+        out["nmi"] = float(jaxclust.metrics.nmi(y, labels))
+        out["ami"] = float(jaxclust.metrics.ami(y, labels))
+        out["ari"] = float(jaxclust.metrics.ari(y, labels))
+        out["purity"] = float(jaxclust.metrics.purity(y, labels))
+    if len(np.unique(labels)) > 1:
+        out["silhouette"] = float(jaxclust.metrics.silhouette_score(x, labels))
+    return out
+
+
+def _run_kmeans(config, x, mask):
+    run = jax.jit(
+        functools.partial(
+            jaxclust.cluster.kmeans,
+            k=config.k,
+            init=config.init,
+            n_init=config.n_init,
+            max_steps=config.max_steps,
+            tol=config.tol,
+        )
+    )
+    key = jax.random.key(config.seed)
+    weight = mask.astype(x.dtype)
+    start = time.perf_counter()
+    result = jax.block_until_ready(run(x, key=key, sample_weight=weight))
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    result = jax.block_until_ready(run(x, key=key, sample_weight=weight))
+    return result, first, time.perf_counter() - start
+
+
+def _sklearn_kmeans(config, x):
+    from sklearn.cluster import KMeans
+
+    start = time.perf_counter()
+    model = KMeans(
+        config.k, init=config.init, n_init=config.n_init, max_iter=config.max_steps, tol=config.tol,
+        algorithm="lloyd", random_state=config.seed,
+    ).fit(x)
+    return model, time.perf_counter() - start
+
+
+def _print_table(rows: dict[str, dict[str, float]]) -> None:
+    columns = sorted({c for r in rows.values() for c in r}, key=_COLUMN_ORDER.index)
+    header = f"{'method':<22}" + "".join(f"{c:>12}" for c in columns)
+    print(header)
+    print("-" * len(header))
+    for name, row in rows.items():
+        cells = "".join(
+            f"{row[c]:>12.4f}" if isinstance(row.get(c), float) else f"{row.get(c, ''):>12}"
+            for c in columns
+        )
+        print(f"{name:<22}{cells}")
+
+
+_COLUMN_ORDER = [
+    "acc", "nmi", "ami", "ari", "purity", "silhouette", "inertia", "steps", "time_s",
+]
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+    """Runs the experiment in ``config`` and writes ``metrics.json`` and ``clusters.png``.
+
+    Args:
+      config: an experiment config, e.g. ``experiments/configs/kmeans.py``'s ``get_config()``.
+      workdir: output folder (created if missing).
+
+    Returns:
+      The metrics dictionary that was written to ``metrics.json``.
+    """
+    if config.method != "kmeans":
+        raise ValueError(f"config.method must be 'kmeans', got {config.method!r}.")
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ds = jaxclust.data.load(config.dataset)
+    n = ds.x.shape[0]
+    mesh = jaxclust.parallel.make_mesh(tuple(tuple(a) for a in config.mesh))
+    x, mask = jaxclust.parallel.shard_rows(ds.x, mesh)
+    print(f"{ds.name}: {n} samples x {ds.x.shape[1]} features, k={config.k}, "
+          f"{len(jax.devices())} {jax.default_backend()} device(s), mesh {dict(mesh.shape)}")
+
+    result, first_s, run_s = _run_kmeans(config, x, mask)
+    labels = np.asarray(result.labels)[:n]
+    rows = {
+        "jaxclust.kmeans": {
+            **evaluate(labels, ds.y, ds.x),
+            "inertia": float(result.inertia),
+            "steps": int(result.num_steps),
+            "time_s": run_s,
+        }
+    }
+    if config.compare_sklearn:
+        model, sk_s = _sklearn_kmeans(config, ds.x)
+        rows["sklearn.KMeans"] = {
+            **evaluate(model.labels_.astype(np.int32), ds.y, ds.x),
+            "inertia": float(model.inertia_),
+            "steps": int(model.n_iter_),
+            "time_s": sk_s,
+        }
+    print()
+    _print_table(rows)
+    print(f"\n(jaxclust time excludes compilation; first call incl. compile: {first_s:.2f}s. "
+          "Timings here are indicative only: see experiments/benchmarks/ for measurements.)")
+
+    metrics = {
+        "config": config.to_dict(),
+        "dataset": {"name": ds.name, "n": n, "d": int(ds.x.shape[1])},
+        "backend": jax.default_backend(),
+        "num_devices": len(jax.devices()),
+        "converged": bool(result.converged),
+        "empty_clusters": int((np.asarray(result.counts) == 0).sum()),
+        "results": rows,
+    }
+    (workdir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    if config.plot:
+        from experiments import plots
+
+        mapping = None
+        if ds.y is not None:
+            mapping = np.asarray(
+                jaxclust.metrics.match_clusters_to_classes(
+                    ds.y, labels, num_classes=int(ds.y.max()) + 1, num_clusters=config.k
+                )
+            )
+        r = rows["jaxclust.kmeans"]
+        title = f"k-means ({config.init}, best of {config.n_init}) on {ds.name}, k={config.k}"
+        if "acc" in r:
+            title += f": ACC {r['acc']:.3f}, NMI {r['nmi']:.3f}, ARI {r['ari']:.3f}"
+        plots.plot_clusters(
+            workdir / "clusters.png", ds.x, labels, centroids=np.asarray(result.centroids),
+            y=ds.y, mapping=mapping, title=title,
+        )
+    print(f"wrote {workdir / 'metrics.json'}" + (f" and {workdir / 'clusters.png'}" if config.plot else ""))
+    return metrics
