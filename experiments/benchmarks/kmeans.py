@@ -1,0 +1,108 @@
+"""k-means benchmark: jaxclust vs scikit-learn, faiss-cpu and ott-jax on the same data and init.
+
+Every solver starts from the same initial centres and runs the same number of Lloyd iterations
+(``tol=0``), so the work is identical and the ratio is a like-for-like speed comparison. The
+inertia of each is printed too, so a faster but wrong result would show.
+
+  .venv/bin/python -m experiments.benchmarks.kmeans            # default problem sizes
+  .venv/bin/python -m experiments.benchmarks.kmeans --quick    # small sizes (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxclust
+from experiments.benchmarks.common import best_time, machine, print_table
+
+
+def _problems(quick: bool):
+    mnist = jaxclust.data.load("mnist5k").x
+    yield "mnist5k", mnist, 10
+    rng = np.random.default_rng(0)
+    n, d, k = (20_000, 32, 64) if quick else (200_000, 64, 256)
+    centres = rng.normal(scale=4.0, size=(k, d)).astype(np.float32)
+    x = centres[rng.integers(0, k, n)] + rng.normal(size=(n, d)).astype(np.float32)
+    yield f"blobs {n}x{d}", x, k
+
+
+def _inertia(x, c):
+    x64, c64 = x.astype(np.float64), np.asarray(c, np.float64)
+    d = (x64**2).sum(1)[:, None] - 2 * x64 @ c64.T + (c64**2).sum(1)[None]
+    return float(np.maximum(d, 0).min(1).sum())
+
+
+def run(quick: bool = False, steps: int = 20, repeats: int = 3) -> list[dict]:
+    rows = []
+    for name, x, k in _problems(quick):
+        init = x[np.random.default_rng(1).choice(len(x), k, replace=False)]
+        xj, initj = jnp.asarray(x), jnp.asarray(init)
+
+        ours_fn = jax.jit(functools.partial(jaxclust.cluster.kmeans, k=k, max_steps=steps, tol=0.0))
+        ours = jax.block_until_ready(ours_fn(xj, init=initj))
+        t_ours = best_time(lambda: ours_fn(xj, init=initj), repeats)
+        base = dict(problem=f"{name}, k={k}", steps=int(ours.num_steps))
+        rows.append(dict(base, solver="jaxclust", seconds=t_ours, ratio=1.0,
+                         inertia=_inertia(x, ours.centroids)))
+
+        from sklearn.cluster import KMeans
+
+        def sk():
+            return KMeans(k, init=init, n_init=1, max_iter=steps, tol=0.0, algorithm="lloyd").fit(x)
+
+        model = sk()
+        t = best_time(sk, repeats)
+        rows.append(dict(base, solver="sklearn", seconds=t, ratio=t / t_ours,
+                         inertia=_inertia(x, model.cluster_centers_), steps=int(model.n_iter_)))
+
+        try:
+            import faiss
+        except ImportError:
+            faiss = None
+        if faiss is not None:
+            def fa():
+                km = faiss.Kmeans(x.shape[1], k, niter=int(ours.num_steps), max_points_per_centroid=10**9,
+                                  min_points_per_centroid=1, seed=0)
+                km.train(x, init_centroids=init)
+                return km
+
+            km = fa()
+            t = best_time(fa, repeats)
+            rows.append(dict(base, solver="faiss-cpu", seconds=t, ratio=t / t_ours,
+                             inertia=_inertia(x, km.centroids)))
+
+        from ott.geometry import pointcloud
+        from ott.tools import k_means as ott_k_means
+
+        @jax.jit
+        def ott_fn(x, init):
+            return ott_k_means.k_means(
+                pointcloud.PointCloud(x), k, init=lambda geom, k, rng: init,
+                min_iterations=int(ours.num_steps), max_iterations=int(ours.num_steps), tol=0.0,
+            )
+
+        out = jax.block_until_ready(ott_fn(xj, initj))
+        t = best_time(lambda: ott_fn(xj, initj), repeats)
+        rows.append(dict(base, solver="ott-jax", seconds=t, ratio=t / t_ours,
+                         inertia=_inertia(x, out.centroids)))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    print(machine())
+    rows = run(quick=args.quick, steps=args.steps)
+    print_table(rows, ["problem", "solver", "steps", "seconds", "ratio", "inertia"])
+    print("ratio = peer seconds / jaxclust seconds (>1: jaxclust is faster); compile time excluded.")
+
+
+if __name__ == "__main__":
+    main()
