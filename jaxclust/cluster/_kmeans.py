@@ -133,7 +133,7 @@ def kmeans(
     n_init: int = 1,
     max_steps: int = 300,
     tol: ScalarLike = 1e-4,
-    distance_budget: int = DEFAULT_DISTANCE_BUDGET,
+    distance_budget: int | None = DEFAULT_DISTANCE_BUDGET,
     axis_name: str | None = None,
 ) -> KMeansResult:
     """Lloyd's k-means: alternate nearest-centre assignment and weighted means.
@@ -149,7 +149,8 @@ def kmeans(
     ``‖x‖² − 2⟨x, μ⟩ + ‖μ‖²``. Half-precision inputs are computed in float32.
 
     Peak memory beyond the inputs is ``O(n·d + min(n·k, distance_budget))``: when ``n·k`` exceeds
-    ``distance_budget`` the distance matrix is built in row blocks.
+    ``distance_budget`` the distance matrix is built in row blocks (by default 2**20 entries on
+    CPU, where cache-sized blocks are fastest, and 2**27 on accelerators).
 
     Args:
       x: data, shape [n, d], floating point, finite.
@@ -165,7 +166,8 @@ def kmeans(
       max_steps: maximum Lloyd iterations per run (static).
       tol: relative tolerance on the centre shift (scaled by the mean feature variance); 0 stops
         only when the labels stop changing.
-      distance_budget: largest number of entries of the [n, k] distance matrix held at once (static).
+      distance_budget: largest number of entries of the [n, k] distance matrix held at once
+        (static); None picks the backend default described above.
       axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh axis;
         then ``n`` is the per-shard count, sums and inertia are global and the centroids are
         replicated. Under plain ``jax.jit`` on sharded arrays leave it None: XLA inserts the
@@ -200,7 +202,8 @@ def kmeans(
         k = _checks.check_positive_int(k, "k")
     max_steps = _checks.check_positive_int(max_steps, "max_steps", minimum=0)
     n_init = _checks.check_positive_int(n_init, "n_init")
-    distance_budget = _checks.check_positive_int(distance_budget, "distance_budget")
+    if distance_budget is not None:
+        distance_budget = _checks.check_positive_int(distance_budget, "distance_budget")
     _checks.check_nonnegative_scalar(tol, "tol")
     if n_init > 1 and not isinstance(init, str):
         raise ValueError(f"n_init must be 1 when init is an array of centres, got n_init={n_init}.")
@@ -281,14 +284,15 @@ def kmeans_predict(
     x: Float[Array, "n d"],
     centroids: Float[Array, "k d"],
     *,
-    distance_budget: int = DEFAULT_DISTANCE_BUDGET,
+    distance_budget: int | None = DEFAULT_DISTANCE_BUDGET,
 ) -> Int[Array, " n"]:
     """Index of the nearest centroid for each row of ``x`` (ties to the lowest index).
 
     Args:
       x: data, shape [n, d].
       centroids: cluster centres, shape [k, d], e.g. ``kmeans(...).centroids``.
-      distance_budget: largest number of distance-matrix entries held at once (static).
+      distance_budget: largest number of distance-matrix entries held at once (static); None
+        picks the backend default (see :func:`kmeans`).
 
     Returns:
       Labels, int32, shape [n].
@@ -310,6 +314,7 @@ def kmeans_predict(
             f"centroids must have shape [k, d] with d={x.shape[1]} to match x, got "
             f"{tuple(centroids.shape)}."
         )
-    distance_budget = _checks.check_positive_int(distance_budget, "distance_budget")
+    if distance_budget is not None:
+        distance_budget = _checks.check_positive_int(distance_budget, "distance_budget")
     dtype = compute_dtype(jnp.result_type(x.dtype, centroids.dtype))
     return nearest_centroid(x.astype(dtype), centroids.astype(dtype), budget=distance_budget)[0]
