@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "as_float_array",
     "as_int_array",
+    "as_bool_array",
     "check_rank",
     "check_finite",
     "check_same_leading",
@@ -93,6 +94,19 @@ def as_int_array(x, name: str, ndim: int | None = 1, shape: str = "[n]"):
         raise TypeError(f"{name} must have an integer dtype, got {dtype}.")
     if ndim is not None:
         check_rank(x, name, ndim, shape)
+    return jnp.asarray(x)
+
+
+def as_bool_array(x, name: str, *, n: int, other: str):
+    """Converts a boolean mask of shape [n] to a JAX array; ``other`` names the [n] array."""
+    if _dtype(x).kind != "b":
+        raise TypeError(f"{name} must be a boolean mask, got dtype {_dtype(x)}.")
+    check_rank(x, name, 1, "[n]")
+    if jnp.shape(x)[0] != n:
+        raise ValueError(
+            f"{name} and {other} must have the same length: {name} has {jnp.shape(x)[0]}, "
+            f"{other} has {n}."
+        )
     return jnp.asarray(x)
 
 

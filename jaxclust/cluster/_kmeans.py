@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
@@ -27,7 +29,8 @@ class KMeansResult(NamedTuple):
 
     Attributes:
       centroids: cluster centres, shape [k, d]. A cluster left empty keeps its previous centre.
-      labels: index of the nearest centroid for every sample, int32, shape [n].
+      labels: index of the nearest centroid for every sample, int32, shape [n]; ``-1`` where
+        ``where`` is False.
       inertia: ``Σ_i w_i ‖x_i − μ_{c_i}‖²`` at the returned centroids and labels, scalar.
       num_steps: Lloyd iterations run (by the returned run when ``n_init > 1``), int32 scalar.
       converged: True when the loop stopped because the labels stopped changing or the centre shift
@@ -89,12 +92,29 @@ def _relocate_empty(sums, weights, x, w, labels, dist, axis_name):
     return sums, weights
 
 
-def _lloyd_update(x, w, centroids, labels, dist, axis_name):
+def _lloyd_update(x, w, centroids, labels, dist, axis_name, spherical: bool = False):
+    """M-step: weighted means (or, if ``spherical``, re-normalised sums) with empty-cluster relocation."""
     k = centroids.shape[0]
     sums, weights = _centroid_sums(x, w, labels, k, axis_name)
     sums, weights = _relocate_empty(sums, weights, x, w, labels, dist, axis_name)
+    if spherical:  # Dhillon & Modha (2001): the concept vector is the normalised sum
+        norms = jnp.linalg.norm(sums, axis=1)
+        ok = (weights > 0) & (norms > 0)
+        return jnp.where(ok[:, None], sums / jnp.where(ok, norms, 1.0)[:, None], centroids)
     safe = jnp.where(weights > 0, weights, 1.0)
     return jnp.where((weights > 0)[:, None], sums / safe[:, None], centroids)
+
+
+def _normalize_rows(x, name: str):
+    """Rows scaled to unit norm; a concrete zero row raises (its direction is undefined)."""
+    norms = jnp.linalg.norm(x, axis=1)
+    if _checks.is_concrete(x):
+        zero = int((np.asarray(norms) == 0).sum())
+        if zero:
+            raise ValueError(
+                f"{name} has {zero} row(s) of zero norm; spherical k-means needs nonzero rows."
+            )
+    return x / jnp.where(norms > 0, norms, 1.0)[:, None]
 
 
 def _tolerance(x, w, tol, axis_name):
@@ -130,9 +150,11 @@ def kmeans(
     key: KeyArray | None = None,
     init: str | Float[Array, "k d"] = "k-means++",
     sample_weight: Float[Array, " n"] | None = None,
+    where: Bool[Array, " n"] | None = None,
     n_init: int = 1,
     max_steps: int = 300,
     tol: ScalarLike = 1e-4,
+    spherical: bool = False,
     distance_budget: int | None = DEFAULT_DISTANCE_BUDGET,
     axis_name: str | None = None,
 ) -> KMeansResult:
@@ -160,12 +182,19 @@ def kmeans(
         distinct rows) or an explicit array of initial centres, shape [k, d] (static choice).
       sample_weight: non-negative sample weights, shape [n]; ones if None. Rows of weight 0 do not
         affect the result (they still get a label), so padding with zero-weight rows is exact.
+      where: validity mask, shape [n]; rows where it is False are ignored (weight 0) and labelled
+        ``-1``. With ``jax.vmap`` this clusters padded sets (e.g. documents of different lengths
+        padded to one shape): each set's result equals clustering its valid rows alone from the
+        same initial centres.
       n_init: number of seedings (static); the run with the lowest inertia is returned. Runs are
         sequential (``lax.scan`` carrying the best result), so peak memory does not grow with it.
         Must be 1 when ``init`` is an array.
       max_steps: maximum Lloyd iterations per run (static).
       tol: relative tolerance on the centre shift (scaled by the mean feature variance); 0 stops
         only when the labels stop changing.
+      spherical: cosine (spherical) k-means (static): rows and centroids are normalised to unit
+        length, points join the centre of highest cosine, centres are normalised weighted sums,
+        and ``inertia`` is ``Σ_i w_i (1 − cos(x_i, μ_{c_i}))`` (Dhillon & Modha, 2001).
       distance_budget: largest number of entries of the [n, k] distance matrix held at once
         (static); None picks the backend default described above.
       axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh axis;
@@ -194,6 +223,8 @@ def kmeans(
     References:
       Lloyd, "Least squares quantization in PCM", IEEE Trans. Inf. Theory 28(2), 1982.
       Arthur & Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007.
+      Dhillon & Modha, "Concept decompositions for large sparse text data using clustering",
+      Machine Learning 42, 2001 (spherical k-means).
     """
     x = _checks.as_float_array(x, "x", ndim=2, shape="[n, d]")
     if axis_name is None:
@@ -209,16 +240,26 @@ def kmeans(
         raise ValueError(f"n_init must be 1 when init is an array of centres, got n_init={n_init}.")
     x = x.astype(compute_dtype(x.dtype))
     w = _init._weights(sample_weight, x)
+    if where is not None:
+        where = _checks.as_bool_array(where, "where", n=x.shape[0], other="x")
+        w = jnp.where(where, w, 0.0)
+    if spherical:
+        x = _normalize_rows(x if where is None else jnp.where(where[:, None], x, 1.0), "x")
+    lloyd = functools.partial(
+        _lloyd, max_steps=max_steps, tol=tol, distance_budget=distance_budget,
+        axis_name=axis_name, spherical=spherical, where=where,
+    )
     if not isinstance(init, str):
         centroids = _initial_centroids(x, k, init, key, w, axis_name)
-        return _lloyd(x, w, centroids, max_steps, tol, distance_budget, axis_name)
+        if spherical:
+            centroids = _normalize_rows(centroids, "init")
+        return lloyd(x, w, centroids)
     _checks.check_choice(init, "init", _INITS + ("an array of shape [k, d]",))
     if key is None:
         raise ValueError(f"key is required when init={init!r}; pass e.g. key=jax.random.key(0).")
 
     def run(run_key):
-        centroids = _initial_centroids(x, k, init, run_key, w, axis_name)
-        return _lloyd(x, w, centroids, max_steps, tol, distance_budget, axis_name)
+        return lloyd(x, w, _initial_centroids(x, k, init, run_key, w, axis_name))
 
     if n_init == 1:
         return run(key)
@@ -235,12 +276,18 @@ def kmeans(
     return best
 
 
-def _lloyd(x, w, centroids, max_steps, tol, distance_budget, axis_name) -> KMeansResult:
+def _lloyd(
+    x, w, centroids, *, max_steps, tol, distance_budget, axis_name, spherical=False, where=None
+) -> KMeansResult:
     """Lloyd iterations from ``centroids`` (validated inputs; see :func:`kmeans`)."""
     k = centroids.shape[0]
-    # Centre the data (weighted mean), as scikit-learn does; the shift is undone at the end.
-    total_w = _collectives.psum(jnp.sum(w), axis_name)
-    shift = _collectives.psum(jnp.sum(w[:, None] * x, axis=0), axis_name) / total_w
+    if spherical:  # unit vectors: centring would break the cosine geometry
+        shift = jnp.zeros(x.shape[1], x.dtype)
+    else:
+        # Centre the data (weighted mean), as scikit-learn does; the shift is undone at the end.
+        total_w = _collectives.psum(jnp.sum(w), axis_name)
+        total_w = jnp.where(total_w > 0, total_w, 1.0)
+        shift = _collectives.psum(jnp.sum(w[:, None] * x, axis=0), axis_name) / total_w
     x = x - shift[None, :]
     centroids = centroids - shift[None, :]
     x_sq = squared_norms(x)
@@ -254,7 +301,7 @@ def _lloyd(x, w, centroids, max_steps, tol, distance_budget, axis_name) -> KMean
 
     def body(state: _LloydState) -> _LloydState:
         labels, dist = assign(state.centroids)
-        new = _lloyd_update(x, w, state.centroids, labels, dist, axis_name)
+        new = _lloyd_update(x, w, state.centroids, labels, dist, axis_name, spherical)
         changed = _collectives.psum(jnp.sum((labels != state.labels) & (w > 0)), axis_name)
         center_shift = jnp.sum((new - state.centroids) ** 2)
         done = (changed == 0) | (center_shift <= tol_scaled)
@@ -268,8 +315,12 @@ def _lloyd(x, w, centroids, max_steps, tol, distance_budget, axis_name) -> KMean
     )
     state = lax.while_loop(cond, body, init_state)
     labels, dist = assign(state.centroids)
+    if spherical:  # ‖x̂ − μ̂‖² = 2 − 2 cos
+        dist = 0.5 * dist
     inertia = _collectives.psum(jnp.sum(w * dist), axis_name)
     counts = _collectives.psum(jax.ops.segment_sum(w, labels, num_segments=k), axis_name)
+    if where is not None:
+        labels = jnp.where(where, labels, -1)
     return KMeansResult(
         centroids=state.centroids + shift[None, :],
         labels=labels,

@@ -11,7 +11,13 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from jaxtyping import Array, Bool, Int
 
-from .._checks import as_int_array, check_positive_int, check_rank, check_same_leading, is_concrete
+from .._checks import (
+    as_bool_array,
+    as_int_array,
+    check_positive_int,
+    check_same_leading,
+    is_concrete,
+)
 
 __all__ = ["contingency_matrix"]
 
@@ -81,16 +87,7 @@ def check_labelings(labels_true, labels_pred, where):
 
 def check_where(where, n: int, other: str):
     """Checks that ``where`` is a boolean mask of shape [n] (``other`` names the [n] array)."""
-    dtype = where.dtype if hasattr(where, "dtype") else np.asarray(where).dtype
-    if np.dtype(dtype).kind != "b":
-        raise TypeError(f"where must be a boolean mask, got dtype {dtype}.")
-    check_rank(where, "where", 1, "[n]")
-    if jnp.shape(where)[0] != n:
-        raise ValueError(
-            f"where and {other} must have the same length: where has {jnp.shape(where)[0]}, "
-            f"{other} has {n}."
-        )
-    return jnp.asarray(where)
+    return as_bool_array(where, "where", n=n, other=other)
 
 
 def in_range(labels: Array, num: int) -> Array:

@@ -313,3 +313,71 @@ def test_n_init_keeps_the_best_run():
 def test_n_init_with_array_init_is_an_error():
     with pytest.raises(ValueError, match="n_init must be 1 when init is an array"):
         kmeans(jnp.ones((4, 2)), k=2, init=jnp.ones((2, 2)), n_init=3)
+
+
+def _spherical_reference(x, init, max_steps=300):
+    """Float64 NumPy spherical k-means (Dhillon & Modha 2001) from the same initial centres."""
+    xh = x / np.linalg.norm(x, axis=1, keepdims=True)
+    c = init / np.linalg.norm(init, axis=1, keepdims=True)
+    labels = None
+    for _ in range(max_steps):
+        new_labels = np.argmax(xh @ c.T, axis=1)
+        if labels is not None and (new_labels == labels).all():
+            break
+        labels = new_labels
+        for j in range(len(c)):
+            s = xh[labels == j].sum(0)
+            if np.linalg.norm(s) > 0:
+                c[j] = s / np.linalg.norm(s)
+    labels = np.argmax(xh @ c.T, axis=1)
+    return labels, c, (1 - (xh * c[labels]).sum(1)).sum()
+
+
+def test_spherical_matches_reference():
+    rng = np.random.default_rng(4)
+    directions = rng.normal(size=(5, 8))
+    x = np.repeat(directions, 60, axis=0) * rng.uniform(0.5, 3, (300, 1)) + rng.normal(scale=0.4, size=(300, 8))
+    init = x[rng.choice(300, 5, replace=False)]
+    labels, centres, inertia = _spherical_reference(x, init)
+    ours = kmeans(jnp.asarray(x), k=5, init=jnp.asarray(init), spherical=True, tol=0.0)
+    np.testing.assert_array_equal(np.asarray(ours.labels), labels)
+    np.testing.assert_allclose(np.asarray(ours.centroids), centres, atol=1e-10)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(ours.centroids), axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(float(ours.inertia), inertia, rtol=1e-10)
+    # Scale invariance: rescaling rows changes nothing.
+    scaled = kmeans(jnp.asarray(x * rng.uniform(0.1, 10, (300, 1))), k=5, init=jnp.asarray(init), spherical=True, tol=0.0)
+    np.testing.assert_array_equal(scaled.labels, ours.labels)
+
+
+def test_spherical_seeded_and_zero_rows():
+    x, k = DATASETS["blobs"]
+    result = kmeans(jnp.asarray(x), k=k, key=jax.random.key(0), spherical=True)
+    assert 0 <= float(result.inertia) <= 2 * len(x)
+    with pytest.raises(ValueError, match="x has 1 row"):
+        kmeans(jnp.asarray(x).at[3].set(0.0), k=k, key=jax.random.key(0), spherical=True)
+
+
+def test_where_mask_equals_slicing_and_vmaps_over_padded_sets():
+    rng = np.random.default_rng(5)
+    lengths, n_max, k, d = [40, 17, 64], 64, 4, 3
+    sets = rng.normal(size=(3, n_max, d)) + rng.integers(0, 3, (3, n_max, 1)) * 4.0
+    where = np.arange(n_max)[None, :] < np.asarray(lengths)[:, None]
+    inits = np.stack([s[:k] for s in sets])
+    batched = jax.jit(jax.vmap(lambda x, m, c: kmeans(x, k=k, init=c, where=m)))(
+        jnp.asarray(sets), jnp.asarray(where), jnp.asarray(inits)
+    )
+    for i, n in enumerate(lengths):
+        alone = kmeans(jnp.asarray(sets[i, :n]), k=k, init=jnp.asarray(inits[i]))
+        ref = KMeans(k, init=inits[i], n_init=1, algorithm="lloyd").fit(sets[i, :n])
+        np.testing.assert_array_equal(np.asarray(batched.labels[i, :n]), np.asarray(alone.labels))
+        np.testing.assert_array_equal(np.asarray(batched.labels[i, :n]), ref.labels_)
+        assert (np.asarray(batched.labels[i, n:]) == -1).all()
+        np.testing.assert_allclose(float(batched.inertia[i]), ref.inertia_, rtol=1e-9)
+        assert int(batched.num_steps[i]) == int(alone.num_steps)
+
+
+def test_where_bad_input():
+    with pytest.raises(TypeError, match="where must be a boolean mask"):
+        kmeans(jnp.ones((4, 2)), k=2, key=jax.random.key(0), where=jnp.ones(4))
+    with pytest.raises(ValueError, match="where and x must have the same length"):
+        kmeans(jnp.ones((4, 2)), k=2, key=jax.random.key(0), where=jnp.ones(3, bool))
