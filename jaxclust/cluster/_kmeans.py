@@ -21,7 +21,7 @@ from jaxclust.cluster._distances import (
     squared_norms,
 )
 
-_INITS = ("k-means++", "random")
+_INITS = ("k-means++", "k-means||", "random")
 
 
 class KMeansResult(NamedTuple):
@@ -134,6 +134,10 @@ def _initial_centroids(x, k, init, key, w, axis_name):
     if isinstance(init, str):
         if init == "k-means++":
             return _init.kmeans_plusplus(x, k=k, key=key, sample_weight=w, axis_name=axis_name)
+        if init == "k-means||":
+            from jaxclust.cluster._kmeans_parallel import kmeans_parallel
+
+            return kmeans_parallel(x, k=k, key=key, sample_weight=w, axis_name=axis_name)
         return _init.random_init(x, k=k, key=key, sample_weight=w, axis_name=axis_name)
     init = _checks.as_float_array(init, "init", ndim=2, shape="[k, d]")
     if init.shape != (k, x.shape[1]):
@@ -178,8 +182,9 @@ def kmeans(
       x: data, shape [n, d], floating point, finite.
       k: number of clusters (static: changing it recompiles).
       key: PRNG key for seeding; required unless ``init`` is an array.
-      init: ``"k-means++"`` (greedy, ``2 + floor(ln k)`` local trials), ``"random"`` (``k``
-        distinct rows) or an explicit array of initial centres, shape [k, d] (static choice).
+      init: ``"k-means++"`` (greedy, ``2 + floor(ln k)`` local trials), ``"k-means||"`` (a few
+        oversampling passes, for large ``n`` and ``k``: :func:`kmeans_parallel`), ``"random"``
+        (``k`` distinct rows) or an explicit array of initial centres, shape [k, d] (static choice).
       sample_weight: non-negative sample weights, shape [n]; ones if None. Rows of weight 0 do not
         affect the result (they still get a label), so padding with zero-weight rows is exact.
       where: validity mask, shape [n]; rows where it is False are ignored (weight 0) and labelled
