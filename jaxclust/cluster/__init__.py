@@ -5,3 +5,4 @@ from jaxclust.cluster._init import random_init as random_init
 from jaxclust.cluster._kmeans import KMeansResult as KMeansResult
 from jaxclust.cluster._kmeans import kmeans as kmeans
 from jaxclust.cluster._kmeans import kmeans_predict as kmeans_predict
+from jaxclust.cluster._kmeans_parallel import kmeans_parallel as kmeans_parallel
