@@ -56,6 +56,19 @@ def rows_per_block(n: int, k: int, budget: int) -> int:
     return -(-n // num_blocks)
 
 
+def first_index_of_min(values: Float[Array, "n k"], minima: Float[Array, " n"]) -> Int[Array, " n"]:
+    """``argmin`` along axis 1 given the row minima, ties to the lowest index.
+
+    Written as ``k − max_j [values_j == min] · (k − j)``: two plain reductions that XLA:CPU
+    vectorises, where its variadic (value, index) ``argmin`` reduction is slower than the
+    distance GEMM itself (measured in ``experiments/benchmarks/kmeans.py``).
+    """
+    k = values.shape[1]
+    iota = lax.broadcasted_iota(jnp.int32, values.shape, 1)
+    hits = jnp.where(values == minima[:, None], k - iota, 0)
+    return (k - jnp.max(hits, axis=1)).astype(jnp.int32)
+
+
 def nearest_centroid(
     x: Float[Array, "n d"],
     centroids: Float[Array, "k d"],
@@ -79,8 +92,8 @@ def nearest_centroid(
         xb, xb_sq = args
         xc = jnp.matmul(xb, centroids.T, precision=lax.Precision.HIGHEST)
         partial = c_sq[None, :] - 2.0 * xc
-        labels = jnp.argmin(partial, axis=1).astype(jnp.int32)
-        return labels, jnp.maximum(xb_sq + jnp.min(partial, axis=1), 0.0)
+        best = jnp.min(partial, axis=1)
+        return first_index_of_min(partial, best), jnp.maximum(xb_sq + best, 0.0)
 
     rows = rows_per_block(n, k, resolve_budget(budget))
     if rows >= n:
@@ -104,6 +117,7 @@ __all__ = [
     "DEFAULT_DISTANCE_BUDGET",
     "resolve_budget",
     "compute_dtype",
+    "first_index_of_min",
     "nearest_centroid",
     "rows_per_block",
     "squared_distances",
