@@ -1,10 +1,11 @@
-"""k-means benchmark: jaxclust vs scikit-learn, faiss-cpu and ott-jax on the same data and init.
+"""k-means benchmark: jaxclust vs scikit-learn, faiss-cpu, ott-jax and a plain jitted JAX loop.
 
 Every solver starts from the same initial centres and runs the same number of Lloyd iterations
 (``tol=0``), so the work is identical and the ratio is a like-for-like speed comparison. The
 inertia of each is printed too, so a faster but wrong result would show.
 
-  .venv/bin/python -m experiments.benchmarks.kmeans            # default problem sizes
+  .venv/bin/python -m experiments.benchmarks.kmeans            # mnist5k; 100k x 64, k=256
+                                                               # (+ 1M x 128, k=1024 on a GPU)
   .venv/bin/python -m experiments.benchmarks.kmeans --quick    # small sizes (smoke test)
 """
 
@@ -24,11 +25,29 @@ from experiments.benchmarks.common import best_time, machine, print_table
 def _problems(quick: bool):
     mnist = jaxclust.data.load("mnist5k").x
     yield "mnist5k", mnist, 10
-    rng = np.random.default_rng(0)
-    n, d, k = (20_000, 32, 64) if quick else (200_000, 64, 256)
-    centres = rng.normal(scale=4.0, size=(k, d)).astype(np.float32)
-    x = centres[rng.integers(0, k, n)] + rng.normal(size=(n, d)).astype(np.float32)
-    yield f"blobs {n}x{d}", x, k
+    sizes = [(20_000, 32, 64)] if quick else [(100_000, 64, 256)]
+    if jax.default_backend() != "cpu" and not quick:
+        sizes.append((1_000_000, 128, 1024))
+    for n, d, k in sizes:
+        rng = np.random.default_rng(0)
+        centres = rng.normal(scale=4.0, size=(k, d)).astype(np.float32)
+        x = centres[rng.integers(0, k, n)] + rng.normal(size=(n, d)).astype(np.float32)
+        yield f"blobs {n}x{d}", x, k
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def plain_jax_lloyd(x, centres, steps: int):
+    """The straightforward jitted Lloyd loop a user would write: the baseline to beat."""
+    k = centres.shape[0]
+
+    def body(_, c):
+        d = jnp.sum(x * x, 1)[:, None] - 2 * x @ c.T + jnp.sum(c * c, 1)[None, :]
+        labels = jnp.argmin(d, axis=1)
+        sums = jax.ops.segment_sum(x, labels, num_segments=k)
+        counts = jax.ops.segment_sum(jnp.ones(x.shape[0], x.dtype), labels, num_segments=k)
+        return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1)[:, None], c)
+
+    return jax.lax.fori_loop(0, steps, body, centres)
 
 
 def _inertia(x, c):
@@ -49,6 +68,12 @@ def run(quick: bool = False, steps: int = 20, repeats: int = 3) -> list[dict]:
         base = dict(problem=f"{name}, k={k}", steps=int(ours.num_steps))
         rows.append(dict(base, solver="jaxclust", seconds=t_ours, ratio=1.0,
                          inertia=_inertia(x, ours.centroids)))
+
+        steps_run = int(ours.num_steps)
+        plain = jax.block_until_ready(plain_jax_lloyd(xj, initj, steps_run))
+        t = best_time(lambda: plain_jax_lloyd(xj, initj, steps_run), repeats)
+        rows.append(dict(base, solver="plain JAX", seconds=t, ratio=t / t_ours,
+                         inertia=_inertia(x, plain)))
 
         from sklearn.cluster import KMeans
 

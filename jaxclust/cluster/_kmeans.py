@@ -96,7 +96,15 @@ def _lloyd_update(x, w, centroids, labels, dist, axis_name, spherical: bool = Fa
     """M-step: weighted means (or, if ``spherical``, re-normalised sums) with empty-cluster relocation."""
     k = centroids.shape[0]
     sums, weights = _centroid_sums(x, w, labels, k, axis_name)
-    sums, weights = _relocate_empty(sums, weights, x, w, labels, dist, axis_name)
+    # Relocation needs a top-k over all samples: skip it unless a cluster is empty (the predicate
+    # is global, so every shard takes the same branch).
+    sums, weights = lax.cond(
+        jnp.any(weights <= 0),
+        lambda s, c: _relocate_empty(s, c, x, w, labels, dist, axis_name),
+        lambda s, c: (s, c),
+        sums,
+        weights,
+    )
     if spherical:  # Dhillon & Modha (2001): the concept vector is the normalised sum
         norms = jnp.linalg.norm(sums, axis=1)
         ok = (weights > 0) & (norms > 0)
