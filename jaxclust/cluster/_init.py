@@ -43,6 +43,20 @@ def _safe_log(p):
     return jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1.0)), -jnp.inf)
 
 
+def _sample_indices(key, logits, num: int):
+    """``num`` i.i.d. indices with probability ∝ ``exp(logits)``, in O(n + num · log n) memory.
+
+    Inverse-CDF sampling (cumulative sum, then binary search of uniforms), because
+    ``jax.random.categorical(..., shape=(num,))`` materialises a [num, n] Gumbel array, which for
+    k-means|| (num = 2k candidates) over millions of points would need tens of GiB.
+    """
+    p = jnp.exp(logits - jnp.max(logits))
+    cdf = jnp.cumsum(p)
+    u = jax.random.uniform(key, (num,), cdf.dtype) * cdf[-1]
+    idx = jnp.searchsorted(cdf, u, side="right")
+    return jnp.minimum(idx, logits.shape[0] - 1)
+
+
 def _draw_rows(key, logits, x, num: int, axis_name):
     """``num`` i.i.d. rows of ``x`` drawn with probability ∝ ``exp(logits)`` over all shards.
 
@@ -51,11 +65,11 @@ def _draw_rows(key, logits, x, num: int, axis_name):
     the owner's row is broadcast with a masked ``psum``.
     """
     if axis_name is None:
-        return x[jax.random.categorical(key, logits, shape=(num,))]
+        return x[_sample_indices(key, logits, num)]
     key_shard, key_row = jax.random.split(key)
     shard_logits = _collectives.all_gather(jax.nn.logsumexp(logits), axis_name)
-    shard = jax.random.categorical(key_shard, shard_logits, shape=(num,))
-    rows = x[jax.random.categorical(_collectives.fold_in_shard(key_row, axis_name), logits, shape=(num,))]
+    shard = _sample_indices(key_shard, shard_logits, num)
+    rows = x[_sample_indices(_collectives.fold_in_shard(key_row, axis_name), logits, num)]
     mine = shard == lax.axis_index(axis_name)
     return lax.psum(jnp.where(mine[:, None], rows, 0.0), axis_name)
 

@@ -104,3 +104,20 @@ def test_bad_input():
         random_init(jnp.ones((3, 2)), k=4, key=jax.random.key(0))
     with pytest.raises(TypeError, match="x must have a floating-point dtype"):
         random_init(jnp.ones((3, 2), jnp.int32), k=2, key=jax.random.key(0))
+
+
+def test_sample_indices_distribution_and_memory():
+    from jaxclust.cluster._init import _sample_indices
+
+    p = np.array([0.0, 0.1, 0.0, 0.6, 0.3])
+    logits = jnp.log(jnp.asarray(p))
+    draws = np.asarray(_sample_indices(jax.random.key(0), logits, 20000))
+    np.testing.assert_allclose(np.bincount(draws, minlength=5) / draws.size, p, atol=0.01)
+    # No [num, n] intermediate: compiled temp memory stays O(n + num).
+    n, num = 200_000, 4096
+    compiled = jax.jit(lambda key, lg: _sample_indices(key, lg, num)).lower(
+        jax.random.key(0), jnp.zeros(n, jnp.float32)
+    ).compile()
+    stats = compiled.memory_analysis()
+    if stats is not None:
+        assert stats.temp_size_in_bytes < 16 * n * 4
