@@ -50,7 +50,9 @@ def _sample_indices(key, logits, num: int):
     ``jax.random.categorical(..., shape=(num,))`` materialises a [num, n] Gumbel array, which for
     k-means|| (num = 2k candidates) over millions of points would need tens of GiB.
     """
-    p = jnp.exp(logits - jnp.max(logits))
+    # The barrier stops XLA from constant-folding the cumulative sum when the weights are the
+    # constant ones (it spends seconds folding a reduce-window over n at compile time).
+    p = lax.optimization_barrier(jnp.exp(logits - jnp.max(logits)))
     cdf = jnp.cumsum(p)
     u = jax.random.uniform(key, (num,), cdf.dtype) * cdf[-1]
     idx = jnp.searchsorted(cdf, u, side="right")
