@@ -70,8 +70,7 @@ def as_float_array(x, name: str, ndim: int | None = None, shape: str = "", finit
     """
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"{name} must be a floating-point array, got {type(x).__name__}.")
-    kind = _kind(x)
-    if kind != "f":
+    if not jnp.issubdtype(_dtype(x), jnp.floating):  # bfloat16's NumPy kind is "V", not "f"
         dtype = _dtype(x)
         raise TypeError(
             f"{name} must have a floating-point dtype (float16/bfloat16/float32/float64), got "

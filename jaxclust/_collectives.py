@@ -51,3 +51,56 @@ def pvary(x, axis_name: str | None):
 def fold_in_shard(key: jax.Array, axis_name: str | None) -> jax.Array:
     """A key that differs between shards (the same ``key`` when unsharded)."""
     return key if axis_name is None else jax.random.fold_in(key, lax.axis_index(axis_name))
+
+
+def segment_sum(data, segment_ids, num_segments: int):
+    """``jax.ops.segment_sum`` that also works on explicitly sharded samples.
+
+    Under a mesh with ``AxisType.Explicit`` axes (``jax.make_mesh``'s default in recent JAX), a
+    scatter over sharded ``segment_ids`` cannot infer its output sharding, so a replicated output
+    is requested and XLA reduces the per-shard sums. Out-of-range ids are dropped.
+    """
+    sharding = getattr(jax.typeof(segment_ids), "sharding", None)
+    spec = getattr(sharding, "spec", None)
+    if spec is not None and any(axis is not None for axis in spec):
+        out = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+        zeros = jnp.zeros((num_segments,) + data.shape[1:], data.dtype)
+        return zeros.at[segment_ids].add(data, mode="drop", out_sharding=out)
+    return jax.ops.segment_sum(data, segment_ids, num_segments=num_segments)
+
+
+def explicit_sample_axis(x):
+    """The mesh axis that explicitly shards the rows of ``x``, or None.
+
+    Under a mesh with ``AxisType.Explicit`` axes (``jax.make_mesh``'s default in recent JAX),
+    shardings are part of array types and many ops (scatter, top-k, reshapes of sharded axes)
+    demand annotations. Solvers that reduce over samples therefore run themselves under
+    ``jax.shard_map`` over this axis, reusing their ``axis_name`` code path (see
+    :func:`map_over_samples`). Returns None for unsharded or auto-sharded arrays, where XLA's
+    partitioner handles ``jit`` on its own.
+    """
+    typeof = getattr(jax, "typeof", None)
+    sharding = getattr(typeof(x), "sharding", None) if typeof is not None else None
+    spec = getattr(sharding, "spec", None)
+    if not spec or spec[0] is None or any(s is not None for s in spec[1:]):
+        return None
+    return spec[0]
+
+
+def map_over_samples(fn, axis, samples: tuple, replicated: tuple, *, out_specs):
+    """Runs ``fn(*samples, *replicated, axis_name=axis)`` under ``jax.shard_map`` over ``axis``.
+
+    Arrays in ``samples`` have samples on their leading axis and are resharded to ``P(axis)``;
+    arrays in ``replicated`` (keys, centres) are passed whole to every shard. Explicitly sharded
+    inputs cannot be closed over, so every array argument goes through here.
+    """
+    mesh = jax.typeof(samples[0]).sharding.mesh
+    spec = jax.sharding.PartitionSpec(axis)
+    samples = tuple(jax.sharding.reshard(a, spec) for a in samples)
+    mapped = jax.shard_map(
+        lambda *args: fn(*args, axis_name=axis),
+        mesh=mesh,
+        in_specs=(spec,) * len(samples) + (jax.sharding.PartitionSpec(),) * len(replicated),
+        out_specs=out_specs,
+    )
+    return mapped(*samples, *replicated)

@@ -6,3 +6,7 @@ from jaxclust.cluster._kmeans import KMeansResult as KMeansResult
 from jaxclust.cluster._kmeans import kmeans as kmeans
 from jaxclust.cluster._kmeans import kmeans_predict as kmeans_predict
 from jaxclust.cluster._kmeans_parallel import kmeans_parallel as kmeans_parallel
+from jaxclust.cluster._minibatch import KMeansState as KMeansState
+from jaxclust.cluster._minibatch import minibatch_init as minibatch_init
+from jaxclust.cluster._minibatch import minibatch_kmeans as minibatch_kmeans
+from jaxclust.cluster._minibatch import minibatch_update as minibatch_update

@@ -55,8 +55,8 @@ class _LloydState(NamedTuple):
 
 
 def _centroid_sums(x, w, labels, k, axis_name):
-    sums = jax.ops.segment_sum(w[:, None] * x, labels, num_segments=k)
-    weights = jax.ops.segment_sum(w, labels, num_segments=k)
+    sums = _collectives.segment_sum(w[:, None] * x, labels, k)
+    weights = _collectives.segment_sum(w, labels, k)
     return _collectives.psum(sums, axis_name), _collectives.psum(weights, axis_name)
 
 
@@ -258,27 +258,50 @@ def kmeans(
         w = jnp.where(where, w, 0.0)
     if spherical:
         x = _normalize_rows(x if where is None else jnp.where(where[:, None], x, 1.0), "x")
+    if isinstance(init, str):
+        _checks.check_choice(init, "init", _INITS + ("an array of shape [k, d]",))
+        if key is None:
+            raise ValueError(f"key is required when init={init!r}; pass e.g. key=jax.random.key(0).")
+    else:
+        init = _initial_centroids(x, k, init, key, w, axis_name)
+        if spherical:
+            init = _normalize_rows(init, "init")
+    solve = functools.partial(
+        _solve, k=k, init=init if isinstance(init, str) else None, n_init=n_init,
+        max_steps=max_steps, tol=tol, distance_budget=distance_budget, spherical=spherical,
+    )
+    start = key if isinstance(init, str) else init  # a key to seed from, or the centres
+    explicit_axis = _collectives.explicit_sample_axis(x) if axis_name is None else None
+    if explicit_axis is None:
+        return solve(x, w, where, start, axis_name=axis_name)
+    mask = jnp.ones(x.shape[0], bool) if where is None else where
+    labels_spec = jax.sharding.PartitionSpec(explicit_axis)
+    replicated = jax.sharding.PartitionSpec()
+    return _collectives.map_over_samples(
+        solve, explicit_axis, (x, w, mask), (start,),
+        out_specs=KMeansResult(replicated, labels_spec, *(replicated,) * 4),
+    )
+
+
+def _solve(x, w, where, start, *, k, init, n_init, max_steps, tol, distance_budget, spherical,
+           axis_name) -> KMeansResult:
+    """Seeding (``n_init`` times, from the key ``start``) then Lloyd, or Lloyd from the centres
+    ``start`` when ``init`` is None; inputs are validated."""
     lloyd = functools.partial(
         _lloyd, max_steps=max_steps, tol=tol, distance_budget=distance_budget,
         axis_name=axis_name, spherical=spherical, where=where,
     )
-    if not isinstance(init, str):
-        centroids = _initial_centroids(x, k, init, key, w, axis_name)
-        if spherical:
-            centroids = _normalize_rows(centroids, "init")
-        return lloyd(x, w, centroids)
-    _checks.check_choice(init, "init", _INITS + ("an array of shape [k, d]",))
-    if key is None:
-        raise ValueError(f"key is required when init={init!r}; pass e.g. key=jax.random.key(0).")
+    if init is None:
+        return lloyd(x, w, start)
 
     def run(run_key):
         return lloyd(x, w, _initial_centroids(x, k, init, run_key, w, axis_name))
 
     if n_init == 1:
-        return run(key)
+        return run(start)
     # Restarts run one after another, carrying only the best result, so peak memory does not
     # grow with n_init (a vmap over keys would multiply it).
-    keys = jax.random.split(key, n_init)
+    keys = jax.random.split(start, n_init)
 
     def restart(best: KMeansResult, run_key) -> tuple[KMeansResult, None]:
         result = run(run_key)
@@ -331,7 +354,7 @@ def _lloyd(
     if spherical:  # ‖x̂ − μ̂‖² = 2 − 2 cos
         dist = 0.5 * dist
     inertia = _collectives.psum(jnp.sum(w * dist), axis_name)
-    counts = _collectives.psum(jax.ops.segment_sum(w, labels, num_segments=k), axis_name)
+    counts = _collectives.psum(_collectives.segment_sum(w, labels, k), axis_name)
     if where is not None:
         labels = jnp.where(where, labels, -1)
     return KMeansResult(

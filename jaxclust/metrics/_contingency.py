@@ -11,6 +11,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from jaxtyping import Array, Bool, Int
 
+from .. import _collectives
 from .._checks import (
     as_bool_array,
     as_int_array,
@@ -115,16 +116,7 @@ def contingency_core(labels_true, labels_pred, num_classes, num_clusters, where,
 
 def _segment_count(weights: Array, segments: Array, size: int) -> Array:
     """``segment_sum`` of ``weights``; out-of-range segment ids are dropped."""
-    sharding = getattr(jax.typeof(segments), "sharding", None)
-    spec = getattr(sharding, "spec", None)
-    if spec is not None and any(axis is not None for axis in spec):
-        # Explicitly sharded samples (a mesh with AxisType.Explicit, jax.make_mesh's default):
-        # the scatter cannot infer its output sharding, so ask for a replicated table and let
-        # XLA reduce the per-shard counts.
-        out_sharding = NamedSharding(sharding.mesh, PartitionSpec())
-        zeros = jnp.zeros((size,), weights.dtype)
-        return zeros.at[segments].add(weights, mode="drop", out_sharding=out_sharding)
-    return jax.ops.segment_sum(weights, segments, num_segments=size)
+    return _collectives.segment_sum(weights, segments, size)
 
 
 class Encoded(NamedTuple):

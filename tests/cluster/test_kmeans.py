@@ -191,6 +191,24 @@ def test_shard_map_equals_jit_on_sharded_equals_single_device(empty):
         assert int(other.num_steps) == int(single.num_steps)
 
 
+@pytest.mark.parametrize("init", ["k-means++", "k-means||"])
+def test_jit_on_explicitly_sharded_input(init):
+    # jax.make_mesh's default axes are Explicit: kmeans then runs itself under shard_map.
+    x = jnp.asarray(DATASETS["digits"][0][:1600])
+    mesh = _mesh(AxisType.Explicit)
+    xs = jax.device_put(x, NamedSharding(mesh, P("data")))
+    start = x[:10]
+    with jax.set_mesh(mesh):
+        from_init = jax.jit(lambda x: kmeans(x, k=10, init=start))(xs)
+        seeded = jax.jit(lambda x, key: kmeans(x, k=10, key=key, init=init, n_init=2))(xs, jax.random.key(0))
+    single = kmeans(x, k=10, init=start)
+    np.testing.assert_array_equal(np.asarray(from_init.labels), np.asarray(single.labels))
+    np.testing.assert_allclose(float(from_init.inertia), float(single.inertia), rtol=1e-10)
+    d = ((np.asarray(x)[:, None] - np.asarray(seeded.centroids)[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(np.asarray(seeded.labels), d.argmin(1))
+    assert bool(seeded.converged)
+
+
 @pytest.mark.parametrize("init", ["k-means++", "random"])
 def test_shard_map_seeding_gives_good_clusterings(init):
     x, y = make_blobs(800, n_features=4, centers=5, cluster_std=0.5, random_state=3)
