@@ -20,6 +20,24 @@ def best_time(fn: Callable[[], object], repeats: int = 3) -> float:
     return best
 
 
+def interleaved_best(fns: dict[str, Callable[[], object]], repeats: int = 5) -> dict[str, float]:
+    """Best wall-clock seconds of each callable, timing them round-robin.
+
+    On a shared machine the load drifts over seconds; interleaving the solvers' repetitions
+    exposes every solver to the same conditions, so the ratios are fairer than timing each in
+    its own block. Every callable is run once first (compilation, caches).
+    """
+    for fn in fns.values():
+        jax.block_until_ready(fn())
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
 def machine() -> str:
     dev = jax.devices()[0]
     return (

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxclust
-from experiments.benchmarks.common import best_time, machine, print_table
+from experiments.benchmarks.common import interleaved_best, machine, print_table
 
 
 def _problems(quick: bool):
@@ -56,65 +56,54 @@ def _inertia(x, c):
     return float(np.maximum(d, 0).min(1).sum())
 
 
-def run(quick: bool = False, steps: int = 20, repeats: int = 3) -> list[dict]:
+def run(quick: bool = False, steps: int = 20, repeats: int = 5) -> list[dict]:
+    from ott.geometry import pointcloud
+    from ott.tools import k_means as ott_k_means
+    from sklearn.cluster import KMeans
+
+    try:
+        import faiss
+    except ImportError:
+        faiss = None
+
     rows = []
     for name, x, k in _problems(quick):
         init = x[np.random.default_rng(1).choice(len(x), k, replace=False)]
         xj, initj = jnp.asarray(x), jnp.asarray(init)
-
         ours_fn = jax.jit(functools.partial(jaxclust.cluster.kmeans, k=k, max_steps=steps, tol=0.0))
         ours = jax.block_until_ready(ours_fn(xj, init=initj))
-        t_ours = best_time(lambda: ours_fn(xj, init=initj), repeats)
-        base = dict(problem=f"{name}, k={k}", steps=int(ours.num_steps))
-        rows.append(dict(base, solver="jaxclust", seconds=t_ours, ratio=1.0,
-                         inertia=_inertia(x, ours.centroids)))
-
-        steps_run = int(ours.num_steps)
-        plain = jax.block_until_ready(plain_jax_lloyd(xj, initj, steps_run))
-        t = best_time(lambda: plain_jax_lloyd(xj, initj, steps_run), repeats)
-        rows.append(dict(base, solver="plain JAX", seconds=t, ratio=t / t_ours,
-                         inertia=_inertia(x, plain)))
-
-        from sklearn.cluster import KMeans
-
-        def sk():
-            return KMeans(k, init=init, n_init=1, max_iter=steps, tol=0.0, algorithm="lloyd").fit(x)
-
-        model = sk()
-        t = best_time(sk, repeats)
-        rows.append(dict(base, solver="sklearn", seconds=t, ratio=t / t_ours,
-                         inertia=_inertia(x, model.cluster_centers_), steps=int(model.n_iter_)))
-
-        try:
-            import faiss
-        except ImportError:
-            faiss = None
-        if faiss is not None:
-            def fa():
-                km = faiss.Kmeans(x.shape[1], k, niter=int(ours.num_steps), max_points_per_centroid=10**9,
-                                  min_points_per_centroid=1, seed=0)
-                km.train(x, init_centroids=init)
-                return km
-
-            km = fa()
-            t = best_time(fa, repeats)
-            rows.append(dict(base, solver="faiss-cpu", seconds=t, ratio=t / t_ours,
-                             inertia=_inertia(x, km.centroids)))
-
-        from ott.geometry import pointcloud
-        from ott.tools import k_means as ott_k_means
+        n_steps = int(ours.num_steps)
 
         @jax.jit
         def ott_fn(x, init):
             return ott_k_means.k_means(
                 pointcloud.PointCloud(x), k, init=lambda geom, k, rng: init,
-                min_iterations=int(ours.num_steps), max_iterations=int(ours.num_steps), tol=0.0,
+                min_iterations=n_steps, max_iterations=n_steps, tol=0.0,
             )
 
-        out = jax.block_until_ready(ott_fn(xj, initj))
-        t = best_time(lambda: ott_fn(xj, initj), repeats)
-        rows.append(dict(base, solver="ott-jax", seconds=t, ratio=t / t_ours,
-                         inertia=_inertia(x, out.centroids)))
+        def sk():
+            return KMeans(k, init=init, n_init=1, max_iter=steps, tol=0.0, algorithm="lloyd").fit(x)
+
+        def fa():
+            km = faiss.Kmeans(x.shape[1], k, niter=n_steps, max_points_per_centroid=10**9,
+                              min_points_per_centroid=1, seed=0)
+            km.train(x, init_centroids=init)
+            return km
+
+        solvers = {
+            "jaxclust": (lambda: ours_fn(xj, init=initj), lambda r: r.centroids),
+            "plain JAX": (lambda: plain_jax_lloyd(xj, initj, n_steps), lambda r: r),
+            "sklearn": (sk, lambda r: r.cluster_centers_),
+            "ott-jax": (lambda: ott_fn(xj, initj), lambda r: r.centroids),
+        }
+        if faiss is not None:
+            solvers["faiss-cpu"] = (fa, lambda r: r.centroids)
+        times = interleaved_best({s: fn for s, (fn, _) in solvers.items()}, repeats)
+        for solver, (fn, centres) in solvers.items():
+            rows.append(dict(
+                problem=f"{name}, k={k}", solver=solver, steps=n_steps, seconds=times[solver],
+                ratio=times[solver] / times["jaxclust"], inertia=_inertia(x, centres(fn())),
+            ))
     return rows
 
 
