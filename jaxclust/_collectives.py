@@ -22,6 +22,21 @@ def pmax(x, axis_name: str | None):
     return x if axis_name is None else lax.pmax(x, axis_name)
 
 
+def logsumexp_over_samples(x, axis_name: str | None):
+    """``logsumexp`` over axis 0 (the sample axis) of ``x``, global across shards.
+
+    Each shard reduces its rows to ``ℓ_s``; then ``m = pmax(ℓ_s)`` and
+    ``LSE = m + ln psum(exp(ℓ_s − m))`` (METHODS.md §2.1, sharding). Columns that are ``-inf``
+    everywhere stay ``-inf`` without producing NaN.
+    """
+    local = jax.nn.logsumexp(x, axis=0)
+    if axis_name is None:
+        return local
+    m = lax.pmax(lax.stop_gradient(local), axis_name)
+    m = jnp.where(jnp.isfinite(m), m, 0.0)
+    return m + jnp.log(lax.psum(jnp.exp(local - m), axis_name))
+
+
 def shard_index(axis_name: str | None):
     """Index of this shard along ``axis_name`` (0 when unsharded)."""
     return jnp.int32(0) if axis_name is None else lax.axis_index(axis_name)
