@@ -40,8 +40,14 @@ def _kind(x) -> str:
 
 
 def is_concrete(x) -> bool:
-    """Whether ``x`` holds values that can be inspected now (it is not a tracer)."""
-    return not isinstance(x, jax.core.Tracer)
+    """Whether this process can inspect the values of ``x`` now.
+
+    False for tracers, and for multi-host global arrays that are not fully addressable from this
+    process (``np.asarray`` would fail on them); value checks are then skipped, as under ``jit``.
+    """
+    if isinstance(x, jax.core.Tracer):
+        return False
+    return bool(getattr(x, "is_fully_addressable", True))
 
 
 def check_rank(x, name: str, ndim: int, shape: str) -> None:

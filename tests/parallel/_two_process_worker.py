@@ -88,6 +88,9 @@ def main(process_id: int, port: int, out_dir: Path) -> None:
     weight = mask.astype(x_global.dtype)
 
     jitted = jax.jit(lambda x, w: kmeans(x, k=K, init=init, sample_weight=w))(x_global, weight)
+    # Called eagerly on a global array that this process cannot fully address: eager value
+    # checks must step aside (as under jit) instead of pulling the array to the host.
+    eager = kmeans(x_global, k=K, init=init, sample_weight=weight)
     mapped = jax.jit(
         jax.shard_map(
             lambda x, w: kmeans(x, k=K, init=init, sample_weight=w, axis_name="data"),
@@ -132,6 +135,9 @@ def main(process_id: int, port: int, out_dir: Path) -> None:
         inertia=replicated(jitted.inertia),
         num_steps=replicated(jitted.num_steps),
         centroids=replicated(jitted.centroids),
+        eager_labels=local_rows(eager.labels),
+        eager_inertia=replicated(eager.inertia),
+        eager_num_steps=replicated(eager.num_steps),
         map_labels=local_rows(mapped.labels),
         map_inertia=replicated(mapped.inertia),
         map_num_steps=replicated(mapped.num_steps),

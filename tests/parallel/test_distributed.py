@@ -130,10 +130,10 @@ def test_host_local_to_global_places_each_process_block(results, reference):
         np.testing.assert_array_equal(out["x"][~mask], 0.0)
 
 
-@pytest.mark.parametrize("path", ["jit", "shard_map"])
+@pytest.mark.parametrize("path", ["jit", "shard_map", "eager"])
 def test_two_process_kmeans_equals_single_process(results, reference, path):
     _, single = reference
-    prefix = "" if path == "jit" else "map_"
+    prefix = {"jit": "", "shard_map": "map_", "eager": "eager_"}[path]
     labels = np.concatenate([out[prefix + "labels"][out["mask"]] for out in results])
     np.testing.assert_array_equal(labels, np.asarray(single.labels))
     for out in results:
