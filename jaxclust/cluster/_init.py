@@ -39,6 +39,16 @@ def _weights(sample_weight, x) -> Float[Array, " n"]:
     return w.astype(dtype)
 
 
+def check_init_array(init, k: int, x) -> Float[Array, "k d"]:
+    """Validates explicit initial centres of shape [k, d] and casts them to ``x``'s dtype."""
+    init = _checks.as_float_array(init, "init", ndim=2, shape="[k, d]")
+    if init.shape != (k, x.shape[1]):
+        raise ValueError(
+            f"init must have shape [k, d] = {(k, x.shape[1])}, got {tuple(init.shape)}."
+        )
+    return init.astype(x.dtype)
+
+
 def _safe_log(p):
     return jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1.0)), -jnp.inf)
 

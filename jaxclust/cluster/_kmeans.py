@@ -147,12 +147,7 @@ def _initial_centroids(x, k, init, key, w, axis_name):
 
             return kmeans_parallel(x, k=k, key=key, sample_weight=w, axis_name=axis_name)
         return _init.random_init(x, k=k, key=key, sample_weight=w, axis_name=axis_name)
-    init = _checks.as_float_array(init, "init", ndim=2, shape="[k, d]")
-    if init.shape != (k, x.shape[1]):
-        raise ValueError(
-            f"init must have shape [k, d] = {(k, x.shape[1])}, got {tuple(init.shape)}."
-        )
-    return init.astype(x.dtype)
+    return _init.check_init_array(init, k, x)
 
 
 def kmeans(

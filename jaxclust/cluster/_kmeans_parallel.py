@@ -105,7 +105,7 @@ def kmeans_parallel(
     candidates, _ = lax.fori_loop(0, rounds, round_fn, (candidates, d_min))
     nearest = nearest_centroid(x, candidates, x_sq=x_sq, budget=distance_budget)[0]
     weights = _collectives.psum(
-        jax.ops.segment_sum(w, nearest, num_segments=num_candidates), axis_name
+        _collectives.segment_sum(w, nearest, num_candidates), axis_name
     )
     # The reduction runs on the (replicated) weighted candidates: no collectives needed.
     centres = _init.kmeans_plusplus(candidates, k=k, key=reduce_key, sample_weight=weights)

@@ -125,7 +125,7 @@ def _step_keys(loop_key: KeyArray, step) -> tuple[KeyArray, KeyArray]:
 def _seed(x, sample_weight, w, k, key, init, init_size, axis_name):
     """Initial centres (validated inputs): k-means++/random on all of x or on a drawn subset."""
     if not isinstance(init, str):
-        return _init_array(init, k, x)
+        return _init.check_init_array(init, k, x)
     seed_fn = _init.kmeans_plusplus if init == "k-means++" else _init.random_init
     num_shards = 1 if axis_name is None else lax.axis_size(axis_name)
     if init_size is None or init_size >= x.shape[0] * num_shards:
@@ -136,15 +136,6 @@ def _seed(x, sample_weight, w, k, key, init, init_size, axis_name):
     subset_key, seed_key = jax.random.split(key)
     subset = _make_sampler(x, sample_weight, axis_name)(subset_key, init_size)
     return seed_fn(subset, k=k, key=seed_key)
-
-
-def _init_array(init, k, x):
-    init = _checks.as_float_array(init, "init", ndim=2, shape="[k, d]")
-    if init.shape != (k, x.shape[1]):
-        raise ValueError(
-            f"init must have shape [k, d] = {(k, x.shape[1])}, got {tuple(init.shape)}."
-        )
-    return init.astype(x.dtype)
 
 
 def _initial_state(centroids: Float[Array, "k d"]) -> KMeansState:
@@ -293,8 +284,8 @@ def _update(state, x, w, key, ratio, num_samples, distance_budget, axis_name) ->
     # 1. Assign to the nearest *old* centre; Σ w_b x_b and s_k per centre, summed over shards
     # (with the batch inertia, weight and positive-weight row count: one psum per batch).
     labels, dist = nearest_centroid(x, old, budget=distance_budget)
-    sums = jax.ops.segment_sum(w[:, None] * x, labels, num_segments=k)
-    s = jax.ops.segment_sum(w, labels, num_segments=k)
+    sums = _collectives.segment_sum(w[:, None] * x, labels, k)
+    s = _collectives.segment_sum(w, labels, k)
     totals = jnp.stack([jnp.sum(w * dist), jnp.sum(w), jnp.sum(w > 0).astype(dtype)])
     if axis_name is not None:
         packed = lax.psum(jnp.concatenate([sums.reshape(-1), s, totals]), axis_name)
@@ -579,7 +570,7 @@ def minibatch_kmeans(
     )
     x = x - shift[None, :]
     if not isinstance(init, str):
-        init = _init_array(init, k, x) - shift[None, :]
+        init = _init.check_init_array(init, k, x) - shift[None, :]
     init_key, loop_key = jax.random.split(key)
     state = _initial_state(_seed(x, sample_weight, w, k, init_key, init, init_size, axis_name))
 
@@ -617,5 +608,5 @@ def minibatch_kmeans(
         inertia=_collectives.psum(jnp.sum(w * dist), axis_name),
         num_steps=carry.state.step,
         converged=carry.done,
-        counts=_collectives.psum(jax.ops.segment_sum(w, labels, num_segments=k), axis_name),
+        counts=_collectives.psum(_collectives.segment_sum(w, labels, k), axis_name),
     )
