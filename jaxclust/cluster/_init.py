@@ -135,13 +135,29 @@ def kmeans_plusplus(
     if num_local_trials is None:
         num_local_trials = 2 + int(math.log(k))
     num_local_trials = _checks.check_positive_int(num_local_trials, "num_local_trials")
+    return plusplus(x, w, key, k=k, num_local_trials=num_local_trials, axis_name=axis_name)
+
+
+def plusplus(x, w, key, *, k: int, num_local_trials: int, axis_name, known=None):
+    """Greedy k-means++ on validated inputs, optionally *continued* from ``known`` centres.
+
+    With ``known`` of shape [k_known, d], the first ``k_known`` centres are ``known`` and ``D_i``
+    starts as the squared distance to the nearest of them; only ``k − k_known`` centres are drawn
+    (the novel-class seeding of METHODS.md §1.4). ``known=None`` is :func:`kmeans_plusplus`.
+    """
     x_sq = squared_norms(x)
     log_w = _safe_log(w)
 
     key, first_key = jax.random.split(key)
-    first = _draw_rows(first_key, log_w, x, 1, axis_name)
-    d_min = squared_distances(x, first, x_sq)[:, 0]
-    centres = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(first[0])
+    if known is None or known.shape[0] == 0:
+        first = _draw_rows(first_key, log_w, x, 1, axis_name)
+        d_min = squared_distances(x, first, x_sq)[:, 0]
+        centres = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(first[0])
+        start = 1
+    else:
+        start = known.shape[0]
+        d_min = jnp.min(squared_distances(x, known, x_sq), axis=1)
+        centres = jnp.zeros((k, x.shape[1]), x.dtype).at[:start].set(known)
 
     def step(i, carry):
         centres, d_min = carry
@@ -155,7 +171,7 @@ def kmeans_plusplus(
         best = jnp.argmin(potential)
         return centres.at[i].set(candidates[best]), new_d[:, best]
 
-    centres, _ = lax.fori_loop(1, k, step, (centres, d_min))
+    centres, _ = lax.fori_loop(start, k, step, (centres, d_min))
     return centres
 
 

@@ -60,16 +60,19 @@ def _centroid_sums(x, w, labels, k, axis_name):
     return _collectives.psum(sums, axis_name), _collectives.psum(weights, axis_name)
 
 
-def _relocate_empty(sums, weights, x, w, labels, dist, axis_name):
+def _relocate_empty(sums, weights, x, w, labels, dist, axis_name, movable=None, frozen=None):
     """scikit-learn's empty-cluster rule (METHODS.md §1.1), on the summed (not averaged) centres.
 
     The e-th empty cluster (in index order) takes the e-th farthest point from its own centre; that
     point's weight and coordinates move out of its previous cluster's sums. Points at distance 0
     are never moved, so a cluster stays empty only when no point lies away from its centre.
+    ``movable`` (bool [n]) excludes points from relocation (e.g. clamped labelled points) and
+    ``frozen`` (bool [k]) centres are never re-seeded (METHODS.md §1.4).
     """
     k = sums.shape[0]
     local = min(k, x.shape[0])
-    far = jnp.where(w > 0, dist, -1.0)
+    ok = w > 0 if movable is None else (w > 0) & movable
+    far = jnp.where(ok, dist, -1.0)
     far_d, far_i = lax.top_k(far, local)
     cand_d = _collectives.all_gather(far_d, axis_name).reshape(-1)
     cand_x = _collectives.all_gather(x[far_i], axis_name).reshape(-1, x.shape[1])
@@ -79,7 +82,7 @@ def _relocate_empty(sums, weights, x, w, labels, dist, axis_name):
         order = lax.top_k(cand_d, k)[1]
         cand_d, cand_x, cand_w, cand_l = cand_d[order], cand_x[order], cand_w[order], cand_l[order]
 
-    empty = weights <= 0
+    empty = weights <= 0 if frozen is None else (weights <= 0) & ~frozen
     rank = jnp.clip(jnp.cumsum(empty) - 1, 0, cand_d.shape[0] - 1)
     move = empty & (cand_d[rank] > 0) & (jnp.cumsum(empty) - 1 < cand_d.shape[0])
     moved_w = jnp.where(move, cand_w[rank], 0.0)
@@ -92,15 +95,19 @@ def _relocate_empty(sums, weights, x, w, labels, dist, axis_name):
     return sums, weights
 
 
-def _lloyd_update(x, w, centroids, labels, dist, axis_name, spherical: bool = False):
-    """M-step: weighted means (or, if ``spherical``, re-normalised sums) with empty-cluster relocation."""
+def _lloyd_update(x, w, centroids, labels, dist, axis_name, spherical: bool = False,
+                  movable=None, frozen=None):
+    """M-step: weighted means (or, if ``spherical``, re-normalised sums) with empty-cluster
+    relocation; ``frozen`` centres (bool [k]) keep their position, and points where ``movable``
+    is False are never relocated."""
     k = centroids.shape[0]
     sums, weights = _centroid_sums(x, w, labels, k, axis_name)
+    empty = weights <= 0 if frozen is None else (weights <= 0) & ~frozen
     # Relocation needs a top-k over all samples: skip it unless a cluster is empty (the predicate
     # is global, so every shard takes the same branch).
     sums, weights = lax.cond(
-        jnp.any(weights <= 0),
-        lambda s, c: _relocate_empty(s, c, x, w, labels, dist, axis_name),
+        jnp.any(empty),
+        lambda s, c: _relocate_empty(s, c, x, w, labels, dist, axis_name, movable, frozen),
         lambda s, c: (s, c),
         sums,
         weights,
@@ -108,9 +115,11 @@ def _lloyd_update(x, w, centroids, labels, dist, axis_name, spherical: bool = Fa
     if spherical:  # Dhillon & Modha (2001): the concept vector is the normalised sum
         norms = jnp.linalg.norm(sums, axis=1)
         ok = (weights > 0) & (norms > 0)
-        return jnp.where(ok[:, None], sums / jnp.where(ok, norms, 1.0)[:, None], centroids)
-    safe = jnp.where(weights > 0, weights, 1.0)
-    return jnp.where((weights > 0)[:, None], sums / safe[:, None], centroids)
+        new = jnp.where(ok[:, None], sums / jnp.where(ok, norms, 1.0)[:, None], centroids)
+    else:
+        safe = jnp.where(weights > 0, weights, 1.0)
+        new = jnp.where((weights > 0)[:, None], sums / safe[:, None], centroids)
+    return new if frozen is None else jnp.where(frozen[:, None], centroids, new)
 
 
 def _normalize_rows(x, name: str):
@@ -308,9 +317,14 @@ def _solve(x, w, where, start, *, k, init, n_init, max_steps, tol, distance_budg
 
 
 def _lloyd(
-    x, w, centroids, *, max_steps, tol, distance_budget, axis_name, spherical=False, where=None
+    x, w, centroids, *, max_steps, tol, distance_budget, axis_name, spherical=False, where=None,
+    clamp=None, frozen=None,
 ) -> KMeansResult:
-    """Lloyd iterations from ``centroids`` (validated inputs; see :func:`kmeans`)."""
+    """Lloyd iterations from ``centroids`` (validated inputs; see :func:`kmeans`).
+
+    ``clamp`` (int [n], -1 = free) fixes the labels of some points and ``frozen`` (bool [k]) fixes
+    some centres: the semi-supervised variants of METHODS.md §1.4. With neither, this is §1.1.
+    """
     k = centroids.shape[0]
     if spherical:  # unit vectors: centring would break the cosine geometry
         shift = jnp.zeros(x.shape[1], x.dtype)
@@ -324,15 +338,24 @@ def _lloyd(
     x_sq = squared_norms(x)
     tol_scaled = _tolerance(x, w, jnp.asarray(tol, x.dtype), axis_name)
 
+    movable = None if clamp is None else clamp < 0
+
     def assign(c):
-        return nearest_centroid(x, c, x_sq=x_sq, budget=distance_budget)
+        labels, dist = nearest_centroid(x, c, x_sq=x_sq, budget=distance_budget)
+        if clamp is None:
+            return labels, dist
+        fixed = jnp.maximum(clamp, 0)
+        fixed_dist = jnp.maximum(jnp.sum((x - c[fixed]) ** 2, axis=1), 0.0)
+        return jnp.where(movable, labels, clamp), jnp.where(movable, dist, fixed_dist)
 
     def cond(state: _LloydState):
         return (~state.done) & (state.step < max_steps)
 
     def body(state: _LloydState) -> _LloydState:
         labels, dist = assign(state.centroids)
-        new = _lloyd_update(x, w, state.centroids, labels, dist, axis_name, spherical)
+        new = _lloyd_update(
+            x, w, state.centroids, labels, dist, axis_name, spherical, movable, frozen
+        )
         changed = _collectives.psum(jnp.sum((labels != state.labels) & (w > 0)), axis_name)
         center_shift = jnp.sum((new - state.centroids) ** 2)
         done = (changed == 0) | (center_shift <= tol_scaled)

@@ -6,7 +6,9 @@ from ._external import ami as ami
 from ._external import ari as ari
 from ._external import many_to_one_accuracy as many_to_one_accuracy
 from ._external import match_clusters_to_classes as match_clusters_to_classes
+from ._external import NovelClassAccuracy as NovelClassAccuracy
 from ._external import nmi as nmi
+from ._external import novel_class_accuracy as novel_class_accuracy
 from ._external import purity as purity
 from ._internal import silhouette_samples as silhouette_samples
 from ._internal import silhouette_score as silhouette_score

@@ -18,6 +18,7 @@ Labels are handled in one of two ways, chosen per labeling:
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +35,8 @@ __all__ = [
     "many_to_one_accuracy",
     "purity",
     "match_clusters_to_classes",
+    "NovelClassAccuracy",
+    "novel_class_accuracy",
     "nmi",
     "ami",
     "ari",
@@ -81,6 +84,9 @@ def _hungarian_host(table: np.ndarray) -> np.ndarray:
 
 
 def _hungarian(table: Int[Array, "r c"]) -> Int[Array, " c"]:
+    if not isinstance(table, jax.core.Tracer):
+        # Eager call: solve on the host directly (a callback on a sharded array cannot be lowered).
+        return jnp.asarray(_hungarian_host(np.asarray(table)))
     return jax.pure_callback(
         _hungarian_host,
         jax.ShapeDtypeStruct((table.shape[1],), jnp.int32),
@@ -216,6 +222,101 @@ def match_clusters_to_classes(
     num_clusters = check_positive_int(num_clusters, "num_clusters")
     table = _table(labels_true, labels_pred, num_classes, num_clusters, where, axis_name)
     return _hungarian(table)
+
+
+class NovelClassAccuracy(NamedTuple):
+    """Output of :func:`novel_class_accuracy`: Hungarian accuracy on three sample subsets.
+
+    Attributes:
+      all: accuracy over every sample, scalar.
+      known: accuracy over the samples whose true class is known (``< num_known``), scalar.
+      novel: accuracy over the samples whose true class is novel (``>= num_known``), scalar.
+    """
+
+    all: Float[Array, ""]
+    known: Float[Array, ""]
+    novel: Float[Array, ""]
+
+
+@functools.partial(jax.jit, static_argnames="num_known")
+def _split_accuracy(table, mapping, *, num_known: int) -> NovelClassAccuracy:
+    dtype = _float_dtype()
+    hits = jnp.take_along_axis(table, jnp.maximum(mapping, 0)[None, :], axis=0)[0]
+    hits = jnp.where(mapping >= 0, hits, 0)
+    matched_known = jnp.maximum(mapping, 0) < num_known
+    class_sizes = jnp.sum(table, axis=1)
+    known_size = jnp.sum(class_sizes[:num_known])
+    novel_size = jnp.sum(class_sizes[num_known:])
+    known_hits = jnp.sum(jnp.where(matched_known, hits, 0))
+    novel_hits = jnp.sum(hits) - known_hits
+
+    def frac(a, b):  # max(b, 1): an empty subset scores 0 rather than NaN
+        return a.astype(dtype) / jnp.maximum(b, 1).astype(dtype)
+
+    return NovelClassAccuracy(
+        frac(jnp.sum(hits), jnp.sum(table)), frac(known_hits, known_size),
+        frac(novel_hits, novel_size),
+    )
+
+
+def novel_class_accuracy(
+    labels_true: Int[Array, " n"],
+    labels_pred: Int[Array, " n"],
+    *,
+    num_known: int,
+    num_classes: int,
+    num_clusters: int,
+    where: Bool[Array, " n"] | None = None,
+    axis_name: str | None = None,
+) -> NovelClassAccuracy:
+    """Clustering accuracy on all, known and novel classes, as generalized category discovery reports.
+
+    One Hungarian matching of clusters to classes is computed over *all* samples (the "v2"
+    protocol of Vaze et al.); the accuracy of that single matching is then reported over every
+    sample, over the samples of the known classes ``[0, num_known)`` and over those of the novel
+    classes ``[num_known, num_classes)``. ``all`` equals :func:`accuracy`.
+
+    Args:
+      labels_true: ground-truth classes in ``[0, num_classes)``, int, shape [n]; known classes
+        come first.
+      labels_pred: predicted clusters in ``[0, num_clusters)``, int, shape [n].
+      num_known: number of known classes, ``0 <= num_known <= num_classes`` (static).
+      num_classes: number of classes (static).
+      num_clusters: number of clusters (static).
+      where: optional boolean mask of shape [n]; samples where it is False are ignored.
+      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
+        axis; the matching uses every shard. Under plain ``jax.jit`` leave it None.
+
+    Returns:
+      A :class:`NovelClassAccuracy` of three scalars in ``[0, 1]`` (0 for an empty subset).
+
+    Raises:
+      TypeError: if labels are not integer or a count is not a Python int.
+      ValueError: if shapes differ or ``num_known`` is not in ``[0, num_classes]``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxclust.metrics
+      >>> y = jnp.array([0, 0, 1, 1, 2, 2])      # class 0 known, classes 1 and 2 novel
+      >>> y_hat = jnp.array([1, 1, 0, 0, 2, 0])
+      >>> acc = jaxclust.metrics.novel_class_accuracy(
+      ...     y, y_hat, num_known=1, num_classes=3, num_clusters=3)
+      >>> print(f"{float(acc.all):.3f} {float(acc.known):.3f} {float(acc.novel):.3f}")
+      0.833 1.000 0.750
+
+    References:
+      Vaze, Han, Vedaldi, Zisserman, "Generalized Category Discovery", CVPR 2022,
+      https://arxiv.org/abs/2201.02609 (Section 4, evaluation protocol).
+    """
+    num_classes = check_positive_int(num_classes, "num_classes")
+    num_clusters = check_positive_int(num_clusters, "num_clusters")
+    num_known = check_positive_int(num_known, "num_known", minimum=0)
+    if num_known > num_classes:
+        raise ValueError(
+            f"num_known must be in [0, num_classes] = [0, {num_classes}], got {num_known}."
+        )
+    table = _table(labels_true, labels_pred, num_classes, num_clusters, where, axis_name)
+    return _split_accuracy(table, _hungarian(table), num_known=num_known)
 
 
 @jax.jit

@@ -20,6 +20,7 @@ from jaxclust.metrics import (
     many_to_one_accuracy,
     match_clusters_to_classes,
     nmi,
+    novel_class_accuracy,
     purity,
 )
 
@@ -416,3 +417,44 @@ def test_bad_average_method(fn):
     y = jnp.array([0, 1, 1])
     with pytest.raises(ValueError, match="average_method must be one of"):
         fn(y, y, average_method="harmonic")
+
+
+def _brute_force_split_accuracy(y, y_hat, num_known, k):
+    """Best one-to-one map over all permutations, then accuracy on all / known / novel samples."""
+    best = max(itertools.permutations(range(k)), key=lambda perm: np.sum(np.array(perm)[y_hat] == y))
+    hit = np.array(best)[y_hat] == y
+    known = y < num_known
+    return hit.mean(), hit[known].mean(), hit[~known].mean()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_novel_class_accuracy_against_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    k, num_known = 5, 2
+    y = rng.integers(0, k, 60)
+    y_hat = np.where(rng.random(60) < 0.6, (y + 2) % k, rng.integers(0, k, 60))
+    got = novel_class_accuracy(y, y_hat, num_known=num_known, num_classes=k, num_clusters=k)
+    want = _brute_force_split_accuracy(y, y_hat, num_known, k)
+    np.testing.assert_allclose([float(v) for v in got], want, rtol=1e-12)
+    np.testing.assert_allclose(float(got.all), float(accuracy(y, y_hat)), rtol=1e-12)
+    jitted = jax.jit(lambda a, b: novel_class_accuracy(a, b, num_known=num_known, num_classes=k,
+                                                       num_clusters=k))(y, y_hat)
+    np.testing.assert_allclose([float(v) for v in jitted], want, rtol=1e-12)
+
+
+def test_novel_class_accuracy_bad_input_and_empty_subsets():
+    y = np.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="num_known must be in"):
+        novel_class_accuracy(y, y, num_known=3, num_classes=2, num_clusters=2)
+    acc = novel_class_accuracy(y, y, num_known=2, num_classes=2, num_clusters=2)
+    assert float(acc.all) == 1.0 and float(acc.known) == 1.0 and float(acc.novel) == 0.0
+
+
+def test_hungarian_metrics_on_sharded_labels_eagerly():
+    # Regression: an eager call on a sharded array used to fail lowering the host callback.
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Auto,))
+    y = np.arange(64) % 4
+    shifted = jax.device_put(jnp.asarray((y + 1) % 4, jnp.int32), NamedSharding(mesh, P("data")))
+    assert float(accuracy(y, shifted, num_classes=4, num_clusters=4)) == 1.0
+    acc = novel_class_accuracy(y, shifted, num_known=2, num_classes=4, num_clusters=4)
+    assert float(acc.known) == 1.0 and float(acc.novel) == 1.0
