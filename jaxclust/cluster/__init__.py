@@ -1,16 +1,18 @@
 """Clustering solvers: k-means family (more to come: GMM, spectral, Ward, subspace)."""
 
-from jaxclust.cluster._balanced import BalancedKMeansResult as BalancedKMeansResult
 from jaxclust.cluster._balanced import balanced_kmeans as balanced_kmeans
+from jaxclust.cluster._balanced import BalancedKMeansResult as BalancedKMeansResult
 from jaxclust.cluster._init import kmeans_plusplus as kmeans_plusplus
 from jaxclust.cluster._init import random_init as random_init
-from jaxclust.cluster._kmeans import KMeansResult as KMeansResult
 from jaxclust.cluster._kmeans import kmeans as kmeans
 from jaxclust.cluster._kmeans import kmeans_predict as kmeans_predict
+from jaxclust.cluster._kmeans import KMeansResult as KMeansResult
 from jaxclust.cluster._kmeans_parallel import kmeans_parallel as kmeans_parallel
 from jaxclust.cluster._minibatch import KMeansState as KMeansState
 from jaxclust.cluster._minibatch import minibatch_init as minibatch_init
 from jaxclust.cluster._minibatch import minibatch_kmeans as minibatch_kmeans
 from jaxclust.cluster._minibatch import minibatch_update as minibatch_update
-from jaxclust.cluster._semi_supervised import SemiSupervisedKMeansResult as SemiSupervisedKMeansResult
+from jaxclust.cluster._neighbors import knn as knn
+from jaxclust.cluster._neighbors import KNNResult as KNNResult
 from jaxclust.cluster._semi_supervised import semi_supervised_kmeans as semi_supervised_kmeans
+from jaxclust.cluster._semi_supervised import SemiSupervisedKMeansResult as SemiSupervisedKMeansResult
