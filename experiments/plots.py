@@ -79,3 +79,38 @@ def plot_clusters(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_training(path: str | pathlib.Path, records: list[dict], labels: np.ndarray,
+                  k: int, title: str = "") -> None:
+    """Writes a PNG with the training-loss curves, the evaluation curves (ACC/NMI/ARI per
+    evaluation step) and the cluster-size histogram of the final labels."""
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+    train = [r for r in records if "eval" not in r]
+    evals = [r for r in records if "eval" in r]
+    ax = axes[0]
+    for phase in dict.fromkeys(r["phase"] for r in train):
+        rows = [r for r in train if r["phase"] == phase]
+        for name in [n for n in rows[0] if n not in ("step", "phase")]:
+            ax.plot([r["step"] for r in rows], [r[name] for r in rows],
+                    label=f"{phase}: {name}", lw=1)
+    ax.set(title="Training losses", xlabel="step", yscale="log")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    for name in ("acc", "nmi", "ari"):
+        points = [(r["step"], r["eval"][name]) for r in evals if name in r["eval"]]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=name.upper())
+    ax.set(title="Evaluation", xlabel="step", ylim=(0, 1))
+    ax.legend()
+    ax = axes[2]
+    sizes = np.bincount(labels, minlength=k)
+    ax.bar(np.arange(k), sizes, color="tab:blue")
+    ax.axhline(len(labels) / k, color="black", ls="--", lw=1, label="balanced")
+    ax.set(title="Cluster sizes (final)", xlabel="cluster", ylabel="samples")
+    ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

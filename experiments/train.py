@@ -6,6 +6,7 @@ Importable from a notebook: ``from experiments.train import train_and_evaluate``
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import pathlib
 import time
@@ -21,7 +22,8 @@ import jaxclust.parallel
 
 
 def evaluate(labels: np.ndarray, y: np.ndarray | None, x: np.ndarray) -> dict[str, float]:
-    """External metrics against ``y`` (when known) and the silhouette of ``labels`` on ``x``."""
+    """External metrics against ``y`` (when known) and the silhouette of ``labels`` on ``x``
+    (skipped when ``x`` is None)."""
     out: dict[str, float] = {}
     if y is not None:
         out["acc"] = float(jaxclust.metrics.accuracy(y, labels))
@@ -29,7 +31,7 @@ def evaluate(labels: np.ndarray, y: np.ndarray | None, x: np.ndarray) -> dict[st
         out["ami"] = float(jaxclust.metrics.ami(y, labels))
         out["ari"] = float(jaxclust.metrics.ari(y, labels))
         out["purity"] = float(jaxclust.metrics.purity(y, labels))
-    if len(np.unique(labels)) > 1:
+    if x is not None and len(np.unique(labels)) > 1:
         out["silhouette"] = float(jaxclust.metrics.silhouette_score(x, labels))
     return out
 
@@ -95,7 +97,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       The metrics dictionary that was written to ``metrics.json``.
     """
     if config.method != "kmeans":
-        raise ValueError(f"config.method must be 'kmeans', got {config.method!r}.")
+        return _train_deep(config, workdir)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     ds = jaxclust.data.load(config.dataset)
@@ -157,4 +159,104 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
             y=ds.y, mapping=mapping, title=title,
         )
     print(f"wrote {workdir / 'metrics.json'}" + (f" and {workdir / 'clusters.png'}" if config.plot else ""))
+    return metrics
+
+
+_FILE_FORMATS = {
+    "mnist": lambda d, split: jaxclust.data.load_idx(d, split),
+    "fashion_mnist": lambda d, split: jaxclust.data.load_idx(d, split),
+    "cifar10": lambda d, split: jaxclust.data.load_cifar(d, which=10, split=split),
+    "cifar100": lambda d, split: jaxclust.data.load_cifar(d, which=100, split=split),
+    "stl10": lambda d, split: jaxclust.data.load_stl10(d, split),
+}
+
+
+def _load(config) -> jaxclust.data.Dataset:
+    """``config.dataset``: ``"digits"``, ``"mnist5k"``, a path to an ``.npz`` file, or
+    ``"<format>:<directory>"`` for files the user already has, with format one of ``mnist``,
+    ``fashion_mnist`` (IDX files), ``cifar10``, ``cifar100`` (python pickles) or ``stl10``
+    (binaries); ``config.split`` picks the split (default ``"train"``)."""
+    name = str(config.dataset)
+    fmt, sep, directory = name.partition(":")
+    if sep and fmt in _FILE_FORMATS:
+        return _FILE_FORMATS[fmt](directory, config.get("split", "train"))
+    return jaxclust.data.load(name)
+
+
+def _train_deep(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+    """A deep-clustering recipe (``experiments/recipes/<config.method>.py``) trained by
+    :class:`experiments.trainer.Trainer`, evaluated, tabulated and plotted."""
+    from experiments import trainer
+
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ds = _load(config)
+    n = ds.x.shape[0]
+    mesh = jaxclust.parallel.make_mesh(tuple(tuple(a) for a in config.mesh))
+    x = jax.device_put(np.asarray(ds.x, np.float32),
+                       jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+    data = trainer.Data(x=x, y=ds.y, name=ds.name, mesh=mesh)
+    recipe_name = config.get("recipe", config.method)
+    recipe = importlib.import_module(f"experiments.recipes.{recipe_name}").build(config, data)
+    print(f"{config.method} on {ds.name}: {n} samples, k={config.k}, "
+          f"{len(jax.devices())} {jax.default_backend()} device(s), mesh {dict(mesh.shape)}, "
+          f"phases " + ", ".join(f"{p.name} ({p.num_steps} steps)" for p in recipe.phases))
+
+    def eval_fn(state):
+        labels = recipe.predict(state)
+        return evaluate(labels, ds.y, None) if ds.y is not None else {}
+
+    run = trainer.Trainer(
+        recipe.phases, data, batch_size=config.batch_size, seed=config.seed, workdir=workdir,
+        checkpoint_every=config.checkpoint_every, log_every=config.log_every, eval_fn=eval_fn,
+        eval_every=config.eval_every,
+        stop_after=None if config.stop_after < 0 else config.stop_after,
+    )
+    start = time.perf_counter()
+    state = run.run(recipe.state, resume=config.resume)
+    train_s = time.perf_counter() - start
+    if int(state.step) < int(run.bounds[-1]):
+        print(f"stopped at step {int(state.step)} of {int(run.bounds[-1])} (stop_after); "
+              "run again to resume.")
+        return {"stopped_at": int(state.step)}
+
+    labels = recipe.predict(state)
+    embedding = recipe.embed(state)
+    flat = np.asarray(ds.x, np.float32).reshape(n, -1)
+    rows = {f"jaxclust {config.method}": {**evaluate(labels, ds.y, None), "time_s": train_s}}
+    if config.compare_kmeans:
+        base = jaxclust.cluster.kmeans(flat, k=config.k, key=jax.random.key(config.seed),
+                                       n_init=10)
+        rows["k-means (raw pixels)"] = {**evaluate(np.asarray(base.labels), ds.y, None)}
+    print()
+    _print_table(rows)
+    metrics = {
+        "config": config.to_dict(),
+        "dataset": {"name": ds.name, "n": n},
+        "backend": jax.default_backend(),
+        "num_devices": len(jax.devices()),
+        "steps": int(state.step),
+        "train_time_s": train_s,
+        "results": rows,
+    }
+    if jax.process_index() != 0:  # files are written once when several processes run
+        return metrics
+    (workdir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    if config.plot:
+        from experiments import plots
+
+        mapping = None
+        if ds.y is not None:
+            mapping = np.asarray(jaxclust.metrics.match_clusters_to_classes(
+                ds.y, labels, num_classes=int(ds.y.max()) + 1, num_clusters=config.k))
+        r = rows[f"jaxclust {config.method}"]
+        title = f"{config.method} on {ds.name}"
+        if "acc" in r:
+            title += f": ACC {r['acc']:.3f}, NMI {r['nmi']:.3f}, ARI {r['ari']:.3f}"
+        plots.plot_clusters(workdir / "clusters.png", embedding, labels, y=ds.y,
+                            mapping=mapping, title=title + " (PCA of the embedding)")
+        plots.plot_training(workdir / "training.png", trainer.read_log(run.log_path), labels,
+                            config.k, title=title)
+    print(f"wrote {workdir / 'metrics.json'}, {run.log_path}"
+          + (f", {workdir / 'clusters.png'} and {workdir / 'training.png'}" if config.plot else ""))
     return metrics

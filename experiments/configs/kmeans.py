@@ -8,6 +8,8 @@ Usage:
 
 import ml_collections
 
+from experiments.configs.common import apply_overrides
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
@@ -22,8 +24,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.mesh = (("data", -1),)  # data parallel over every device
     config.compare_sklearn = True  # also report scikit-learn's KMeans on the same data and init
     config.plot = True
-    if arg:
-        for item in arg.split(","):
-            name, value = item.split("=", 1)
-            config[name] = type(config[name])(value) if config[name] is not None else value
-    return config
+    if arg and arg.split(",")[0] == "smoke":  # the one-step smoke test: tiny and quick
+        config.dataset, config.n_init, config.max_steps = "digits", 1, 2
+        config.plot, config.compare_sklearn = False, False
+        arg = ",".join(arg.split(",")[1:])
+    return apply_overrides(config, arg)

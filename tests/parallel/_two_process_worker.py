@@ -150,5 +150,34 @@ def main(process_id: int, port: int, out_dir: Path) -> None:
     jax.distributed.shutdown()
 
 
+def run_experiment(process_id: int, port: int, out_dir: Path) -> None:
+    """The experiment runner across two processes: IDEC's smoke config for a few steps."""
+    import jax
+
+    jax.config.update("jax_num_cpu_devices", DEVICES_PER_PROCESS)
+    import jaxclust.parallel
+
+    address = f"127.0.0.1:{port}"
+    jaxclust.parallel.initialize(address, num_processes=NUM_PROCESSES, process_id=process_id,
+                                 coordinator_bind_address=address, initialization_timeout=60)
+    from experiments import train, trainer
+    from experiments.configs import idec
+
+    config = idec.get_config(RUNNER_ARGS)
+    import numpy as np
+
+    metrics = train.train_and_evaluate(config, out_dir / "runner")
+    losses = []
+    if process_id == 0:  # the only writer of the log
+        losses = [r["loss"] for r in trainer.read_log(out_dir / "runner" / "metrics.jsonl")
+                  if "loss" in r]
+    np.savez(out_dir / f"runner{process_id}.npz", steps=metrics["steps"], losses=losses,
+             acc=metrics["results"]["jaxclust idec"]["acc"])
+    jax.distributed.shutdown()
+
+
+RUNNER_ARGS = "smoke,max_steps_per_phase=3,checkpoint_every=2,log_every=1"
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]))
+    entry = run_experiment if len(sys.argv) > 4 and sys.argv[4] == "runner" else main
+    entry(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]))

@@ -1,0 +1,99 @@
+"""DEC and IDEC: autoencoder pretraining, k-means initialisation, then KL self-training.
+
+Xie, Girshick, Farhadi, "Unsupervised Deep Embedding for Clustering Analysis", ICML 2016,
+https://arxiv.org/abs/1511.06335; Guo, Gao, Liu, Yin, "Improved Deep Embedded Clustering with
+Local Structure Preservation", IJCAI 2017 (IDEC: keep the decoder, ``L_rec + γ L_DEC``).
+
+Phases (METHODS.md §3.1, §6.1):
+
+1. ``pretrain``: the d-500-500-2000-10 autoencoder trained end to end on the mean squared
+   reconstruction error (Adam), as ClustPy and most re-implementations do;
+2. ``cluster``: centres from k-means (best of 20) on the embeddings, then the DEC loss
+   ``KL(P‖Q)`` (IDEC: plus the reconstruction term) with the target ``P`` recomputed on the whole
+   dataset every ``update_interval`` steps.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxclust.cluster
+import jaxclust.losses
+from experiments.configs.common import phase_steps
+from experiments.recipes.common import Recipe, adam, in_chunks
+from experiments.trainer import Data, Phase, TrainState, new_state
+from jaxclust import nn as jcnn
+
+
+def build(config, data: Data) -> Recipe:
+    x = data.x.reshape(data.n, -1)
+    model = jcnn.MLPAutoencoder(features=x.shape[1], hidden=tuple(config.hidden),
+                                latent=config.latent)
+    key = jax.random.key(config.seed)
+    ae = model.init(key, x[:1])["params"]
+    params = {"ae": ae, "centroids": jnp.zeros((config.k, config.latent), x.dtype)}
+    extra = {"p": jnp.full((data.n, config.k), 1.0 / config.k, x.dtype)}
+    idec = config.method == "idec"
+
+    def encode(ae_params, xb):
+        return model.apply({"params": ae_params}, xb.reshape(xb.shape[0], -1),
+                           method=jcnn.MLPAutoencoder.encode)
+
+    @jax.jit
+    def embed_all(ae_params):
+        return in_chunks(functools.partial(encode, ae_params), x)
+
+    @jax.jit
+    def soft_assign_all(params):
+        z = embed_all(params["ae"])
+        return jaxclust.losses.dec_soft_assignment(z, params["centroids"], alpha=config.alpha)
+
+    def pretrain_loss(params, batch_stats, extra, batch, key):
+        xb = batch["x"].reshape(batch["x"].shape[0], -1)
+        _, x_hat = model.apply({"params": params["ae"]}, xb)
+        loss = jaxclust.losses.reconstruction_loss(xb, x_hat).mean()
+        return loss, ({}, batch_stats)
+
+    def cluster_loss(params, batch_stats, extra, batch, key):
+        xb = batch["x"].reshape(batch["x"].shape[0], -1)
+        z, x_hat = model.apply({"params": params["ae"]}, xb)
+        q = jaxclust.losses.dec_soft_assignment(z, params["centroids"], alpha=config.alpha)
+        p = extra["p"][batch["index"]]
+        kl = jaxclust.losses.dec_loss(q, p).mean()
+        if not idec:
+            return kl, ({"kl": kl}, batch_stats)
+        rec = jaxclust.losses.reconstruction_loss(xb, x_hat).mean()
+        return rec + config.gamma * kl, ({"kl": kl, "rec": rec}, batch_stats)
+
+    def init_centroids(state: TrainState, data: Data) -> TrainState:
+        z = embed_all(state.params["ae"])
+        result = jaxclust.cluster.kmeans(
+            z, k=config.k, key=jax.random.key(config.seed + 1), n_init=config.kmeans_n_init)
+        params = {**state.params, "centroids": result.centroids.astype(z.dtype)}
+        return state._replace(params=params)
+
+    def refresh_target(state: TrainState, data: Data):
+        q = soft_assign_all(state.params)
+        return {"p": jaxclust.losses.dec_target(q)}
+
+    steps_per_epoch = data.n // config.batch_size
+    phases = [
+        Phase("pretrain", phase_steps(config, config.pretrain_epochs, steps_per_epoch),
+              adam(config.pretrain_lr), pretrain_loss),
+        Phase("cluster", phase_steps(config, config.cluster_epochs, steps_per_epoch),
+              adam(config.cluster_lr),
+              cluster_loss, start_fn=init_centroids, refresh_every=config.update_interval,
+              refresh_fn=refresh_target),
+    ]
+
+    def predict(state: TrainState) -> np.ndarray:
+        return np.asarray(jnp.argmax(soft_assign_all(state.params), axis=1), np.int32)
+
+    def embed(state: TrainState) -> np.ndarray:
+        return np.asarray(embed_all(state.params["ae"]))
+
+    return Recipe(phases, new_state(params, {}, extra, config.seed), predict, embed)
