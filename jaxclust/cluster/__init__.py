@@ -16,3 +16,10 @@ from jaxclust.cluster._neighbors import knn as knn
 from jaxclust.cluster._neighbors import KNNResult as KNNResult
 from jaxclust.cluster._semi_supervised import semi_supervised_kmeans as semi_supervised_kmeans
 from jaxclust.cluster._semi_supervised import SemiSupervisedKMeansResult as SemiSupervisedKMeansResult
+from jaxclust.cluster._spectral import knn_affinity as knn_affinity
+from jaxclust.cluster._spectral import rbf_affinity as rbf_affinity
+from jaxclust.cluster._spectral import spectral_clustering as spectral_clustering
+from jaxclust.cluster._spectral import SpectralResult as SpectralResult
+from jaxclust.cluster._subspace import self_expression as self_expression
+from jaxclust.cluster._subspace import subspace_clustering as subspace_clustering
+from jaxclust.cluster._subspace import SubspaceResult as SubspaceResult
