@@ -1,4 +1,5 @@
-"""scikit-learn estimators over the functional k-means: :class:`KMeans`, :class:`MiniBatchKMeans`.
+"""scikit-learn estimators over the functional core: :class:`KMeans`, :class:`MiniBatchKMeans`,
+:class:`GaussianMixture`.
 
 These are thin wrappers: every number comes from :func:`jaxclust.cluster.kmeans`,
 :func:`jaxclust.cluster.minibatch_kmeans` (with ``minibatch_init``/``minibatch_update`` for
@@ -31,7 +32,9 @@ users expect and the functional core deliberately leaves out:
   ``MiniBatchKMeans`` passes ``sample_weight=None`` through as None, so that it too reproduces
   ``minibatch_kmeans`` (whose batch sampler draws differently for None and for explicit weights).
 
-scikit-learn's estimator checks all pass except ``check_sample_weight_equivalence_on_dense_data``
+scikit-learn's estimator checks all pass for :class:`GaussianMixture` (over
+:func:`jaxclust.cluster.gmm`; see its docstring for the supported parameters). For the k-means
+estimators they all pass except ``check_sample_weight_equivalence_on_dense_data``
 (as for scikit-learn's own KMeans and MiniBatchKMeans): seedings and batches are draws over rows,
 so ``n`` weighted rows and the same rows repeated get different draws from one key. From a fixed
 ``init`` the weighting is exact (Lloyd's updates only see the weighted sums).
@@ -63,6 +66,7 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     ClusterMixin,
+    DensityMixin,
     TransformerMixin,
 )
 from sklearn.exceptions import ConvergenceWarning
@@ -78,7 +82,7 @@ from sklearn.utils.validation import (
 from jaxclust import cluster
 from jaxclust.cluster._distances import squared_distances
 
-__all__ = ["KMeans", "MiniBatchKMeans"]
+__all__ = ["GaussianMixture", "KMeans", "MiniBatchKMeans"]
 
 _INITS = ("k-means++", "random")
 
@@ -738,3 +742,348 @@ class MiniBatchKMeans(_BaseKMeans):
         self.counts_ = _to_numpy(state.counts, X.dtype)
         self.n_steps_ += 1
         return self
+
+
+# --------------------------------------------------------------------------------------------
+# Gaussian mixtures.
+
+_GMM_INITS = ("kmeans", "k-means++", "random")
+_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+@_kernel(static_argnames=("k", "covariance_type", "init", "n_init", "max_steps"))
+def _gmm_fit(x, key, params, reg_covar, tol, *, k, covariance_type, init, n_init, max_steps):
+    return cluster.gmm(
+        x,
+        k=k,
+        key=key,
+        covariance_type=covariance_type,
+        init=init if params is None else params,
+        reg_covar=reg_covar,
+        tol=tol,
+        max_steps=max_steps,
+        n_init=n_init,
+    )
+
+
+def _gmm_model(weights, means, precisions_cholesky) -> cluster.GMMResult:
+    """A GMMResult carrying only what the gmm_* model functions read."""
+    return cluster.GMMResult(weights, means, None, precisions_cholesky, *(None,) * 5)
+
+
+_gmm_score_samples = _Kernel(
+    lambda x, w, m, u, *, covariance_type: cluster.gmm_score_samples(
+        x, _gmm_model(w, m, u), covariance_type=covariance_type
+    ),
+    static_argnames=("covariance_type",),
+)
+_gmm_predict_proba = _Kernel(
+    lambda x, w, m, u, *, covariance_type: cluster.gmm_predict_proba(
+        x, _gmm_model(w, m, u), covariance_type=covariance_type
+    ),
+    static_argnames=("covariance_type",),
+)
+
+
+def _precisions_from_cholesky(factors: np.ndarray, covariance_type: str) -> np.ndarray:
+    """scikit-learn's ``precisions_``: ``U Uᵀ`` for matrices, ``u²`` otherwise."""
+    if covariance_type == "full":
+        return np.einsum("kij,klj->kil", factors, factors)
+    if covariance_type == "tied":
+        return factors @ factors.T
+    return factors**2
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by EM, a scikit-learn estimator over :func:`jaxclust.cluster.gmm`.
+
+    Follows ``sklearn.mixture.GaussianMixture``: the same four covariance types, ``reg_covar``,
+    stopping rule (change of the mean log-likelihood below ``tol``), ``n_init`` restarts keeping
+    the largest lower bound, and a final E-step so that ``fit_predict(X)`` equals
+    ``fit(X).predict(X)``. From the same ``weights_init``, ``means_init`` and ``precisions_init``
+    the fitted parameters equal scikit-learn's to rounding; seeded runs differ from scikit-learn's
+    because the random streams do (JAX's instead of NumPy's).
+
+    When only some of ``weights_init``, ``means_init``, ``precisions_init`` are given, the others
+    come from the ``init_params`` seeding (its initial M-step), as in scikit-learn, except that
+    the seeded covariances are not recomputed around a given ``means_init``.
+
+    Args:
+      n_components: number of mixture components ``k``; must not exceed the number of samples.
+      covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
+      tol: convergence threshold on the change of the mean log-likelihood.
+      reg_covar: non-negative value added to the diagonal of every covariance.
+      max_iter: maximum EM iterations per initialisation.
+      n_init: number of initialisations; the one with the largest lower bound is kept.
+      init_params: ``"kmeans"``, ``"k-means++"`` or ``"random"`` (responsibilities), as in
+        scikit-learn (``"random_from_data"`` is not supported).
+      weights_init: initial weights, shape (n_components,), or None.
+      means_init: initial means, shape (n_components, n_features), or None.
+      precisions_init: initial precisions (inverse covariances), shaped by ``covariance_type``
+        as in scikit-learn, or None.
+      random_state: int, ``np.random.RandomState`` or None; see the module docstring.
+
+    Attributes:
+      weights_, means_, covariances_, precisions_, precisions_cholesky_: fitted parameters,
+        laid out as scikit-learn's, in the dtype of ``X``.
+      converged_: whether the kept initialisation converged.
+      n_iter_: EM iterations of the kept initialisation.
+      lower_bound_: mean log-likelihood at its last E-step.
+      n_features_in_, feature_names_in_: as in every scikit-learn estimator.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jaxclust.sklearn import GaussianMixture
+      >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [9.0, 9.0], [9.0, 10.0], [10.0, 9.0]])
+      >>> gm = GaussianMixture(2, covariance_type="spherical", means_init=X[[0, 3]]).fit(X)
+      >>> gm.predict(X).tolist(), gm.weights_.round(2).tolist(), gm.converged_
+      ([0, 0, 0, 1, 1, 1], [0.5, 0.5], True)
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+
+    def _validate_x(self, X, *, reset: bool) -> np.ndarray:
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
+
+    def _check_params(self, X: np.ndarray) -> tuple[int, int]:
+        k = check_scalar(self.n_components, "n_components", numbers.Integral, min_val=1)
+        if X.shape[0] < k:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = {k}, "
+                f"n_samples = {X.shape[0]}"
+            )
+        check_scalar(self.tol, "tol", numbers.Real, min_val=0.0)
+        check_scalar(self.reg_covar, "reg_covar", numbers.Real, min_val=0.0)
+        check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=0)
+        n_init = check_scalar(self.n_init, "n_init", numbers.Integral, min_val=1)
+        for name, value, options in (
+            ("covariance_type", self.covariance_type, _COVARIANCE_TYPES),
+            ("init_params", self.init_params, _GMM_INITS),
+        ):
+            if not isinstance(value, str) or value not in options:
+                raise ValueError(
+                    f"The '{name}' parameter of GaussianMixture must be a str among "
+                    f"{list(options)}. Got {value!r} instead."
+                )
+        return k, n_init
+
+    def _initial_arrays(self, X: np.ndarray, k: int):
+        """Validated ``(weights, means, precisions)`` given by the user, None where not given."""
+        d, ct = X.shape[1], self.covariance_type
+        out = []
+        shapes = {
+            "weights_init": (k,),
+            "means_init": (k, d),
+            "precisions_init": {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[ct],
+        }
+        for name, shape in shapes.items():
+            value = getattr(self, name)
+            if value is None:
+                out.append(None)
+                continue
+            value = check_array(value, dtype=X.dtype, ensure_2d=False, allow_nd=True, input_name=name)
+            if value.shape != shape:
+                raise ValueError(
+                    f"The parameter '{name}' should have the shape of {shape}, but got "
+                    f"{value.shape}"
+                )
+            out.append(value)
+        weights, means, precisions = out
+        if weights is not None and (
+            (weights < 0).any() or not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-6)
+        ):
+            raise ValueError(
+                "The parameter 'weights' should be non-negative and normalized, but got sum(weights) "
+                f"= {weights.sum():.5f}"
+            )
+        if precisions is not None:
+            if ct in ("full", "tied"):
+                mats = precisions.reshape(-1, d, d)
+                if not np.allclose(mats, np.swapaxes(mats, 1, 2)) or (
+                    np.linalg.eigvalsh(mats).min(axis=1) <= 0
+                ).any():
+                    raise ValueError(f"'{ct} precision' should be symmetric, positive-definite")
+            elif (precisions <= 0).any():
+                raise ValueError(f"'{ct} precision' should be positive")
+        return weights, means, precisions
+
+    def fit(self, X, y=None):
+        """Fits the mixture to ``X`` by EM.
+
+        Args:
+          X: array-like of shape (n_samples, n_features); finite, dense.
+          y: ignored, present for API consistency.
+
+        Returns:
+          self, fitted.
+
+        Raises:
+          ValueError: for NaN/Inf, empty or non-2-D ``X``, ``n_components`` larger than the number
+            of samples, badly shaped or invalid initial parameters, or out-of-range
+            hyperparameters (scikit-learn's messages).
+          TypeError: for sparse or complex ``X`` and hyperparameters of the wrong type.
+        """
+        self.fit_predict(X, y)
+        return self
+
+    def fit_predict(self, X, y=None):
+        """Fits the mixture to ``X`` and returns the most probable component of each sample.
+
+        Args:
+          X: array-like of shape (n_samples, n_features).
+          y: ignored, present for API consistency.
+
+        Returns:
+          Labels, int32 ndarray of shape (n_samples,).
+        """
+        X = self._validate_x(X, reset=True)
+        k, n_init = self._check_params(X)
+        weights, means, precisions = self._initial_arrays(X, k)
+        ct = self.covariance_type
+        size = X.size * k * (X.shape[1] if ct in ("full", "tied") else 1)
+        key = jax.random.key(_seed(self.random_state))
+        given = (weights, means, precisions)
+        params = None
+        if any(a is not None for a in given):
+            if any(a is None for a in given):  # complete from the seeding's initial M-step
+                seeded = _gmm_fit(
+                    size, _to_jax(X), key, None, float(self.reg_covar), float(self.tol),
+                    k=k, covariance_type=ct, init=self.init_params, n_init=1, max_steps=0,
+                )
+                factors = np.asarray(seeded.precisions_cholesky, np.float64)
+                weights = np.asarray(seeded.weights) if weights is None else weights
+                means = np.asarray(seeded.means) if means is None else means
+                if precisions is None:
+                    precisions = _precisions_from_cholesky(factors, ct)
+            params = cluster.GMMParams(*(_to_jax(np.asarray(a, X.dtype)) for a in (weights, means, precisions)))
+            n_init = 1
+        result = _gmm_fit(
+            size, _to_jax(X), None if params is not None else key, params,
+            float(self.reg_covar), float(self.tol),
+            k=k, covariance_type=ct, init=None if params is not None else self.init_params,
+            n_init=n_init, max_steps=int(self.max_iter),
+        )
+        self.weights_ = _to_numpy(result.weights, X.dtype)
+        self.means_ = _to_numpy(result.means, X.dtype)
+        self.covariances_ = _to_numpy(result.covariances, X.dtype)
+        self.precisions_cholesky_ = _to_numpy(result.precisions_cholesky, X.dtype)
+        self.precisions_ = _precisions_from_cholesky(self.precisions_cholesky_, ct)
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.num_steps)
+        self.lower_bound_ = float(result.lower_bound)
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return _to_numpy(result.labels)
+
+    def _model_args(self, X: np.ndarray):
+        size = X.size * self.n_components
+        arrays = (self.weights_, self.means_, self.precisions_cholesky_)
+        return size, _to_jax(X), *(_to_jax(np.asarray(a, X.dtype)) for a in arrays)
+
+    def score_samples(self, X):
+        """Log-density ``log p(x)`` of each sample under the fitted mixture.
+
+        Args:
+          X: array-like of shape (n_samples, n_features).
+
+        Returns:
+          ndarray of shape (n_samples,).
+        """
+        check_is_fitted(self)
+        X = self._validate_x(X, reset=False)
+        out = _gmm_score_samples(*self._model_args(X), covariance_type=self.covariance_type)
+        return _to_numpy(out, X.dtype)
+
+    def score(self, X, y=None):
+        """Mean per-sample log-likelihood of ``X`` (higher is better).
+
+        Args:
+          X: array-like of shape (n_samples, n_features).
+          y: ignored, present for API consistency.
+
+        Returns:
+          A float.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each sample.
+
+        Args:
+          X: array-like of shape (n_samples, n_features).
+
+        Returns:
+          ndarray of shape (n_samples, n_components); rows sum to one.
+        """
+        check_is_fitted(self)
+        X = self._validate_x(X, reset=False)
+        out = _gmm_predict_proba(*self._model_args(X), covariance_type=self.covariance_type)
+        return _to_numpy(out, X.dtype)
+
+    def predict(self, X):
+        """Most probable component of each sample.
+
+        Args:
+          X: array-like of shape (n_samples, n_features).
+
+        Returns:
+          int32 ndarray of shape (n_samples,).
+        """
+        return self.predict_proba(X).argmax(axis=1).astype(np.int32)
+
+    def _n_parameters(self) -> int:
+        k, d = self.means_.shape
+        return cluster.gmm_num_parameters(k, d, covariance_type=self.covariance_type)
+
+    def bic(self, X):
+        """Bayesian information criterion of the fitted mixture on ``X`` (lower is better).
+
+        Args:
+          X: array-like of shape (n_samples, n_features).
+
+        Returns:
+          ``−2 Σ_i log p(x_i) + p ln n``, a float.
+        """
+        n = np.shape(X)[0]
+        return -2.0 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion of the fitted mixture on ``X`` (lower is better).
+
+        Args:
+          X: array-like of shape (n_samples, n_features).
+
+        Returns:
+          ``−2 Σ_i log p(x_i) + 2p``, a float.
+        """
+        return -2.0 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import sklearn.cluster
+import sklearn.mixture
 from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -34,7 +35,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import jaxclust.sklearn
 from jaxclust import cluster
-from jaxclust.sklearn import KMeans, MiniBatchKMeans
+from jaxclust.sklearn import GaussianMixture, KMeans, MiniBatchKMeans
 
 _SKIPPED_CHECKS = {
     "KMeans": {
@@ -49,11 +50,13 @@ _SKIPPED_CHECKS = {
             "different draws from one key (scikit-learn xfails this check for MiniBatchKMeans too)."
         ),
     },
+    "GaussianMixture": {},  # every check passes
 }
 
 _CHECKED = [
     KMeans(init="random", n_init=1, max_iter=20),
     MiniBatchKMeans(init="random", n_init=1, max_iter=5),
+    GaussianMixture(init_params="random", max_iter=20),
 ]
 
 
@@ -392,3 +395,83 @@ def test_partial_fit_rejects_feature_change():
     est = MiniBatchKMeans(K, init=INIT).partial_fit(X[:60])
     with pytest.raises(ValueError, match="X has 3 features, but MiniBatchKMeans is expecting 4"):
         est.partial_fit(X[:60, :3])
+
+
+# ---------------------------------------------------------------------------------------------
+# GaussianMixture
+
+
+def _gm_inits(covariance_type):
+    precisions = {
+        "full": np.stack([np.eye(D) * 0.3] * K),
+        "tied": np.eye(D) * 0.3,
+        "diag": np.full((K, D), 0.3),
+        "spherical": np.full(K, 0.3),
+    }[covariance_type]
+    return dict(weights_init=np.full(K, 1.0 / K), means_init=INIT, precisions_init=precisions)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_gaussian_mixture_matches_sklearn_from_same_init(covariance_type):
+    kw = dict(covariance_type=covariance_type, **_gm_inits(covariance_type))
+    ours = GaussianMixture(K, **kw).fit(X)
+    ref = sklearn.mixture.GaussianMixture(K, **kw).fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=1e-8, atol=1e-10)
+    assert ours.n_iter_ == ref.n_iter_ and ours.converged_ == ref.converged_
+    np.testing.assert_allclose(ours.lower_bound_, ref.lower_bound_, rtol=1e-10)
+    x_new = X[:50] + 0.3
+    np.testing.assert_allclose(ours.score_samples(x_new), ref.score_samples(x_new), rtol=1e-9)
+    np.testing.assert_allclose(ours.predict_proba(x_new), ref.predict_proba(x_new), atol=1e-9)
+    np.testing.assert_array_equal(ours.predict(x_new), ref.predict(x_new))
+    np.testing.assert_allclose(ours.score(X), ref.score(X), rtol=1e-10)
+    np.testing.assert_allclose(ours.bic(X), ref.bic(X), rtol=1e-10)
+    np.testing.assert_allclose(ours.aic(X), ref.aic(X), rtol=1e-10)
+    np.testing.assert_array_equal(GaussianMixture(K, **kw).fit_predict(X), ref.predict(X))
+
+
+def test_gaussian_mixture_equals_functional_gmm_with_key_from_random_state():
+    est = GaussianMixture(K, covariance_type="diag", n_init=2, random_state=3).fit(X)
+    fn = _jit(functools.partial(cluster.gmm, k=K, covariance_type="diag", n_init=2))
+    ref = fn(jnp.asarray(X), key=jax.random.key(3))
+    np.testing.assert_allclose(est.means_, np.asarray(ref.means), rtol=1e-12)
+    np.testing.assert_allclose(est.lower_bound_, float(ref.lower_bound), rtol=1e-12)
+    assert est.n_iter_ == int(ref.num_steps)
+    np.testing.assert_array_equal(est.predict(X), np.asarray(ref.labels))
+
+
+def test_gaussian_mixture_partial_init_and_zero_iterations():
+    est = GaussianMixture(K, covariance_type="diag", means_init=INIT, max_iter=0, random_state=0)
+    est.fit(X)  # max_iter=0 keeps the initial parameters and does not warn
+    np.testing.assert_allclose(est.means_, INIT, rtol=1e-12)
+    np.testing.assert_allclose(est.weights_.sum(), 1.0, rtol=1e-12)
+    assert est.n_iter_ == 0 and np.isfinite(est.precisions_).all()
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        GaussianMixture(K, covariance_type="diag", means_init=INIT, max_iter=1, random_state=0).fit(X)
+
+
+class TestGaussianMixtureBadInput:
+    def test_too_many_components(self):
+        with pytest.raises(ValueError, match="n_components = 5, n_samples = 4"):
+            GaussianMixture(5).fit(X[:4])
+
+    def test_options(self):
+        with pytest.raises(ValueError, match="The 'covariance_type' parameter of GaussianMixture"):
+            GaussianMixture(K, covariance_type="diagonal").fit(X)
+        with pytest.raises(ValueError, match="The 'init_params' parameter of GaussianMixture"):
+            GaussianMixture(K, init_params="random_from_data").fit(X)
+
+    def test_initial_parameters(self):
+        with pytest.raises(ValueError, match=r"'weights_init' should have the shape of \(5,\)"):
+            GaussianMixture(K, weights_init=np.ones(3) / 3).fit(X)
+        with pytest.raises(ValueError, match="should be non-negative and normalized"):
+            GaussianMixture(K, weights_init=np.ones(K)).fit(X)
+        with pytest.raises(ValueError, match="'full precision' should be symmetric, positive-definite"):
+            GaussianMixture(K, precisions_init=-np.stack([np.eye(D)] * K)).fit(X)
+
+    def test_unfitted_and_feature_mismatch(self):
+        with pytest.raises(NotFittedError):
+            GaussianMixture(K).predict(X)
+        fitted = GaussianMixture(K, covariance_type="diag", **_gm_inits("diag")).fit(X)
+        with pytest.raises(ValueError, match="X has 3 features, but GaussianMixture is expecting 4"):
+            fitted.score_samples(X[:, :3])
