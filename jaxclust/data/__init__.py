@@ -13,6 +13,8 @@ from ._augment import random_resized_crop as random_resized_crop
 from ._bundled import DATASETS as DATASETS
 from ._bundled import load as load
 from ._dataset import Dataset as Dataset
+from ._multivector import MultiVectorRetrieval as MultiVectorRetrieval
+from ._multivector import make_multivector_retrieval as make_multivector_retrieval
 from ._files import load_cifar as load_cifar
 from ._files import load_idx as load_idx
 from ._files import load_stl10 as load_stl10
@@ -24,6 +26,7 @@ from ._synthetic import make_subspaces as make_subspaces
 __all__ = [
     "DATASETS",
     "Dataset",
+    "MultiVectorRetrieval",
     "augment",
     "color_jitter",
     "gaussian_noise",
@@ -34,6 +37,7 @@ __all__ = [
     "make_blobs",
     "make_circles",
     "make_moons",
+    "make_multivector_retrieval",
     "make_subspaces",
     "random_affine",
     "random_flip",
