@@ -1,4 +1,5 @@
-"""Clustering solvers: k-means family (more to come: GMM, spectral, Ward, subspace)."""
+"""Clustering solvers: k-means family, balanced and semi-supervised k-means, Gaussian mixtures,
+spectral, agglomerative (Ward) and self-expressive subspace clustering, k-nearest neighbours."""
 
 from jaxclust.cluster._balanced import BalancedKMeansResult as BalancedKMeansResult
 from jaxclust.cluster._balanced import balanced_kmeans as balanced_kmeans
