@@ -44,8 +44,8 @@ def _query_rows(n: int, m: int, block_size: int | None) -> int:
 
 def knn(
     x: Float[Array, "n d"],
-    k: int,
     *,
+    k: int,
     metric: str = "sqeuclidean",
     exclude_self: bool = True,
     block_size: int | None = None,
@@ -96,7 +96,7 @@ def knn(
       >>> import jax.numpy as jnp
       >>> from jaxclust.cluster import knn
       >>> x = jnp.array([[0.0], [1.0], [3.0], [7.0]])
-      >>> result = knn(x, 2)
+      >>> result = knn(x, k=2)
       >>> result.indices.tolist()
       [[1, 2], [0, 2], [1, 0], [2, 1]]
       >>> result.values[3].tolist()

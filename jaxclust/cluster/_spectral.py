@@ -141,7 +141,7 @@ def _knn_graph(x, n_neighbors, include_self, block_size):
     others = n_neighbors - int(include_self)
     rows_list, cols_list, data_list = [], [], []
     if others > 0:
-        idx = knn(x, others, block_size=block_size).indices
+        idx = knn(x, k=others, block_size=block_size).indices
         rows = jnp.repeat(jnp.arange(n, dtype=jnp.int32), others)
         cols = idx.reshape(-1)
         half = jnp.full(n * others, 0.5, x.dtype)
@@ -234,8 +234,8 @@ def _lobpcg_block(n: int, k: int) -> int:
 
 def spectral_clustering(
     x: Float[Array, "n d"] | Float[Array, "n n"] | sparse.BCOO,
-    k: int,
     *,
+    k: int,
     key: KeyArray,
     affinity: str = "rbf",
     gamma: ScalarLike = 1.0,
@@ -308,7 +308,7 @@ def spectral_clustering(
       >>> import jax, jax.numpy as jnp
       >>> from jaxclust.cluster import spectral_clustering
       >>> x = jnp.array([[0.0, 0.0], [0.0, 0.5], [5.0, 5.0], [5.0, 5.5]])
-      >>> result = spectral_clustering(x, 2, key=jax.random.key(0), n_init=1)
+      >>> result = spectral_clustering(x, k=2, key=jax.random.key(0), n_init=1)
       >>> labels = result.labels.tolist()
       >>> labels[0] == labels[1] != labels[2] == labels[3]
       True

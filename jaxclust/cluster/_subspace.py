@@ -134,8 +134,8 @@ def _keep_top(c, top_r: int):
 
 def subspace_clustering(
     x: Float[Array, "n d"],
-    k: int,
     *,
+    k: int,
     key: KeyArray,
     regularization: ScalarLike = 1e-2,
     diagonal: str = "exact",
@@ -189,7 +189,7 @@ def subspace_clustering(
       >>> from jaxclust.data import make_subspaces
       >>> from jaxclust.metrics import accuracy
       >>> ds = make_subspaces(key=jax.random.key(0), n=60, k=3, d=9, rank=2)
-      >>> result = subspace_clustering(ds.x, 3, key=jax.random.key(1), n_init=2)
+      >>> result = subspace_clustering(ds.x, k=3, key=jax.random.key(1), n_init=2)
       >>> float(accuracy(ds.y, result.labels))
       1.0
 
@@ -216,7 +216,7 @@ def subspace_clustering(
         c = _keep_top(c, top_r)
     w = jnp.abs(c) + jnp.abs(c).T
     spectral = spectral_clustering(
-        w, k, key=key, affinity="precomputed", eigen_solver=eigen_solver, embedding=embedding,
+        w, k=k, key=key, affinity="precomputed", eigen_solver=eigen_solver, embedding=embedding,
         n_init=n_init,
     )
     return SubspaceResult(

@@ -74,8 +74,8 @@ def align_labels(
 
 def recluster(
     features: Float[Array, "n d"],
-    k: int,
     *,
+    k: int,
     key: KeyArray,
     previous_labels: Int[Array, " n"] | None = None,
     n_init: int = 1,
@@ -113,7 +113,7 @@ def recluster(
       >>> import jax.numpy as jnp
       >>> from jaxclust.losses import recluster
       >>> x = jnp.array([[0.0], [0.1], [5.0], [5.1]])
-      >>> recluster(x, 2, key=jax.random.key(0), previous_labels=jnp.array([1, 1, 0, 0])).tolist()
+      >>> recluster(x, k=2, key=jax.random.key(0), previous_labels=jnp.array([1, 1, 0, 0])).tolist()
       [1, 1, 0, 0]
 
     References:

@@ -353,8 +353,8 @@ def co_association(
 
 def consensus_clustering(
     labels: Int[Array, "h n"],
-    k: int,
     *,
+    k: int,
     num_clusters: int,
     key: KeyArray,
     n_init: int = 10,
@@ -392,7 +392,7 @@ def consensus_clustering(
       >>> import jax.numpy as jnp
       >>> from jaxclust.losses import consensus_clustering
       >>> y = jnp.array([[0, 0, 1, 1], [1, 1, 0, 0], [0, 0, 0, 1]])
-      >>> out = consensus_clustering(y, 2, num_clusters=2, key=jax.random.key(0))
+      >>> out = consensus_clustering(y, k=2, num_clusters=2, key=jax.random.key(0))
       >>> bool(out[0] == out[1]), bool(out[2] == out[3]), bool(out[0] != out[3])
       (True, True, True)
 

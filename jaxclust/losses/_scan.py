@@ -221,8 +221,8 @@ def sample_neighbors(
 
 def mine_neighbors(
     z: Float[Array, "n d"],
-    k: int,
     *,
+    k: int,
     block_size: int | None = None,
     where: Bool[Array, " n"] | None = None,
     axis_name: str | None = None,
@@ -257,13 +257,13 @@ def mine_neighbors(
       >>> import jax.numpy as jnp
       >>> from jaxclust.losses import mine_neighbors
       >>> z = jnp.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
-      >>> mine_neighbors(z, 1).tolist()
+      >>> mine_neighbors(z, k=1).tolist()
       [[1], [0], [3], [2]]
 
     References:
       Van Gansbeke et al., "SCAN: Learning to Classify Images without Labels", ECCV 2020,
       https://arxiv.org/abs/2005.12320 (Sec. 2.1).
     """
-    result = knn(z, k, metric="cosine", exclude_self=True, block_size=block_size, where=where,
+    result = knn(z, k=k, metric="cosine", exclude_self=True, block_size=block_size, where=where,
                  axis_name=axis_name)
     return result.indices.astype(jnp.int32)

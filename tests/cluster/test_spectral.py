@@ -56,7 +56,7 @@ def _bottom_laplacian_eigenvalues(a, k):
 def test_blobs_match_sklearn():
     # The RBF affinity on blobs is checked in test_rw_embedding_matches_sklearn_spectral_embedding.
     x, y = DATA["blobs"]
-    result = _fit(jnp.asarray(x), 3, key=jax.random.key(0), affinity="nearest_neighbors", n_init=4)
+    result = _fit(jnp.asarray(x), k=3, key=jax.random.key(0), affinity="nearest_neighbors", n_init=4)
     assert isinstance(result, SpectralResult)
     assert result.labels.dtype == jnp.int32 and result.labels.shape == (N,)
     assert result.embedding.shape == (N, 3) and result.eigenvalues.shape == (3,)
@@ -74,12 +74,12 @@ def test_blobs_match_sklearn():
 @pytest.mark.parametrize("name", ["moons", "circles"])
 def test_nonconvex_shapes_behave_like_sklearn(name):
     x, y = DATA[name]
-    knn_labels = _fit(jnp.asarray(x), 2, key=jax.random.key(0), affinity="nearest_neighbors", n_init=4).labels
+    knn_labels = _fit(jnp.asarray(x), k=2, key=jax.random.key(0), affinity="nearest_neighbors", n_init=4).labels
     sk_knn = _sklearn(x, 2, "nearest_neighbors")
     # The kNN graph separates both shapes, as it does for scikit-learn.
     assert _ari(knn_labels, y) >= 0.99 and _ari(sk_knn, y) >= 0.99
     # The RBF kernel at gamma=1 is too wide to separate them, for both libraries alike.
-    rbf_labels = _fit(jnp.asarray(x), 2, key=jax.random.key(0), affinity="rbf", n_init=4).labels
+    rbf_labels = _fit(jnp.asarray(x), k=2, key=jax.random.key(0), affinity="rbf", n_init=4).labels
     sk_rbf = _sklearn(x, 2, "rbf")
     assert _ari(rbf_labels, sk_rbf) >= 0.9
     assert abs(_ari(rbf_labels, y) - _ari(sk_rbf, y)) <= 0.1
@@ -112,25 +112,25 @@ def test_rbf_affinity_gradient():
 def test_precomputed_matches_sklearn_and_sparse_equals_dense():
     x, y = DATA["blobs"]
     a = _sym_knn_graph(x, 8)
-    dense = _fit(jnp.asarray(a), 3, key=jax.random.key(0), affinity="precomputed", n_init=4)
+    dense = _fit(jnp.asarray(a), k=3, key=jax.random.key(0), affinity="precomputed", n_init=4)
     sk = _sklearn(a, 3, "precomputed")
     assert _ari(dense.labels, sk) >= 0.99 and _ari(dense.labels, y) >= 0.99
     bcoo = sparse.BCOO.fromdense(jnp.asarray(a))
-    via_sparse = _fit(bcoo, 3, key=jax.random.key(0), affinity="precomputed", n_init=4)
+    via_sparse = _fit(bcoo, k=3, key=jax.random.key(0), affinity="precomputed", n_init=4)
     np.testing.assert_allclose(
         np.asarray(via_sparse.eigenvalues), np.asarray(dense.eigenvalues), atol=1e-10
     )
     assert _ari(via_sparse.labels, dense.labels) == 1.0
     # An isolated point (zero row) gets a zero embedding row, not NaN.
     a[0], a[:, 0] = 0.0, 0.0
-    isolated = _fit(jnp.asarray(a), 3, key=jax.random.key(0), affinity="precomputed", n_init=4)
+    isolated = _fit(jnp.asarray(a), k=3, key=jax.random.key(0), affinity="precomputed", n_init=4)
     assert np.isfinite(np.asarray(isolated.embedding)).all()
     assert np.isfinite(np.asarray(isolated.eigenvalues)).all()
 
 
 def test_rw_embedding_matches_sklearn_spectral_embedding():
     x, _ = DATA["blobs"]
-    result = _fit(jnp.asarray(x), 3, key=jax.random.key(0), embedding="rw", n_init=4)
+    result = _fit(jnp.asarray(x), k=3, key=jax.random.key(0), embedding="rw", n_init=4)
     ref = spectral_embedding(
         rbf_kernel(x, gamma=1.0), n_components=3, drop_first=False, eigen_solver="lobpcg",
         random_state=0, eigen_tol=1e-12,
@@ -147,7 +147,7 @@ def _projector(u):
 
 def test_lobpcg_agrees_with_dense():
     x, y = DATA["moons"]
-    run = functools.partial(_fit, jnp.asarray(x), 2, affinity="nearest_neighbors", n_init=4)
+    run = functools.partial(_fit, jnp.asarray(x), k=2, affinity="nearest_neighbors", n_init=4)
     dense = run(key=jax.random.key(0), eigen_solver="dense")
     lobpcg = run(key=jax.random.key(0), eigen_solver="lobpcg", eigen_tol=jnp.asarray(1e-6))
     assert bool(lobpcg.converged) and int(lobpcg.num_steps) > 0
@@ -166,10 +166,10 @@ def test_lobpcg_agrees_with_dense():
 def test_jit_no_retrace_and_deterministic():
     x, _ = DATA["blobs"]
     run = functools.partial(_fit, affinity="nearest_neighbors", n_init=4)
-    first = run(jnp.asarray(x), 3, key=jax.random.key(0))
+    first = run(jnp.asarray(x), k=3, key=jax.random.key(0))
     size = _fit._cache_size()
-    again = run(jnp.asarray(x), 3, key=jax.random.key(0))
-    other = run(jnp.asarray(x[::-1].copy()), 3, key=jax.random.key(5))
+    again = run(jnp.asarray(x), k=3, key=jax.random.key(0))
+    other = run(jnp.asarray(x[::-1].copy()), k=3, key=jax.random.key(5))
     assert _fit._cache_size() == size  # new keys and data of the same shape do not retrace
     np.testing.assert_array_equal(np.asarray(first.labels), np.asarray(again.labels))
     assert _ari(first.labels, np.asarray(other.labels)[::-1]) >= 0.99
@@ -180,43 +180,43 @@ class TestBadInput:
 
     def test_k(self):
         with pytest.raises(ValueError, match="k must be <= the number of samples"):
-            spectral_clustering(self.x, N + 1, key=jax.random.key(0))
+            spectral_clustering(self.x, k=N + 1, key=jax.random.key(0))
         with pytest.raises(TypeError, match="k must be a Python int"):
-            spectral_clustering(self.x, 2.5, key=jax.random.key(0))
+            spectral_clustering(self.x, k=2.5, key=jax.random.key(0))
 
     def test_options(self):
         with pytest.raises(ValueError, match="affinity must be one of"):
-            spectral_clustering(self.x, 2, key=jax.random.key(0), affinity="cosine")
+            spectral_clustering(self.x, k=2, key=jax.random.key(0), affinity="cosine")
         with pytest.raises(ValueError, match="eigen_solver must be one of"):
-            spectral_clustering(self.x, 2, key=jax.random.key(0), eigen_solver="arpack")
+            spectral_clustering(self.x, k=2, key=jax.random.key(0), eigen_solver="arpack")
         with pytest.raises(ValueError, match="embedding must be one of"):
-            spectral_clustering(self.x, 2, key=jax.random.key(0), embedding="spectral")
+            spectral_clustering(self.x, k=2, key=jax.random.key(0), embedding="spectral")
         with pytest.raises(ValueError, match="gamma must be a finite number >= 0"):
-            spectral_clustering(self.x, 2, key=jax.random.key(0), gamma=-1.0)
+            spectral_clustering(self.x, k=2, key=jax.random.key(0), gamma=-1.0)
         with pytest.raises(ValueError, match="n_neighbors must be <= the number of samples"):
             spectral_clustering(
-                self.x, 2, key=jax.random.key(0), affinity="nearest_neighbors", n_neighbors=N + 1
+                self.x, k=2, key=jax.random.key(0), affinity="nearest_neighbors", n_neighbors=N + 1
             )
         with pytest.raises(ValueError, match="key is required"):
-            spectral_clustering(self.x, 2, key=None)
+            spectral_clustering(self.x, k=2, key=None)
 
     def test_lobpcg_too_small(self):
         with pytest.raises(ValueError, match="eigen_solver='lobpcg' needs 5·k < n"):
-            spectral_clustering(self.x[:12], 3, key=jax.random.key(0), eigen_solver="lobpcg")
+            spectral_clustering(self.x[:12], k=3, key=jax.random.key(0), eigen_solver="lobpcg")
 
     def test_data(self):
         with pytest.raises(ValueError, match="x must have rank 2"):
-            spectral_clustering(self.x[0], 2, key=jax.random.key(0))
+            spectral_clustering(self.x[0], k=2, key=jax.random.key(0))
         with pytest.raises(TypeError, match="floating-point dtype"):
-            spectral_clustering(jnp.ones((5, 2), int), 2, key=jax.random.key(0))
+            spectral_clustering(jnp.ones((5, 2), int), k=2, key=jax.random.key(0))
         with pytest.raises(ValueError, match="NaN or Inf"):
-            spectral_clustering(self.x.at[0, 0].set(jnp.inf), 2, key=jax.random.key(0))
+            spectral_clustering(self.x.at[0, 0].set(jnp.inf), k=2, key=jax.random.key(0))
 
     def test_precomputed(self):
         with pytest.raises(ValueError, match="square affinity matrix"):
-            spectral_clustering(self.x, 2, key=jax.random.key(0), affinity="precomputed")
+            spectral_clustering(self.x, k=2, key=jax.random.key(0), affinity="precomputed")
         with pytest.raises(ValueError, match="must be non-negative"):
-            spectral_clustering(-jnp.eye(4), 2, key=jax.random.key(0), affinity="precomputed")
+            spectral_clustering(-jnp.eye(4), k=2, key=jax.random.key(0), affinity="precomputed")
 
     def test_knn_affinity(self):
         with pytest.raises(ValueError, match="n_neighbors must be <= 239"):

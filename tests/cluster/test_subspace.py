@@ -98,16 +98,16 @@ class TestBadInput:
         with pytest.raises(ValueError, match="diagonal must be one of"):
             self_expression(self.x, diagonal="none")
         with pytest.raises(ValueError, match="top_r must be <= the number of samples"):
-            subspace_clustering(self.x, 2, key=jax.random.key(0), top_r=11)
+            subspace_clustering(self.x, k=2, key=jax.random.key(0), top_r=11)
         with pytest.raises(ValueError, match="k must be <= the number of samples"):
-            subspace_clustering(self.x, 11, key=jax.random.key(0))
+            subspace_clustering(self.x, k=11, key=jax.random.key(0))
         with pytest.raises(ValueError, match="key is required"):
-            subspace_clustering(self.x, 2, key=None)
+            subspace_clustering(self.x, k=2, key=None)
 
     def test_data(self):
         with pytest.raises(ValueError, match="x must have rank 2"):
             self_expression(self.x[0])
         with pytest.raises(TypeError, match="floating-point dtype"):
-            subspace_clustering(jnp.ones((10, 4), int), 2, key=jax.random.key(0))
+            subspace_clustering(jnp.ones((10, 4), int), k=2, key=jax.random.key(0))
         with pytest.raises(ValueError, match="NaN or Inf"):
             self_expression(self.x.at[0, 0].set(jnp.nan))

@@ -25,7 +25,7 @@ def test_align_labels_maximises_agreement_brute_force(rng):
 def test_recluster_aligns_to_previous_labels(rng):
     x = np.concatenate([rng.normal(size=(10, 2)) + c for c in ([0, 0], [8, 0], [0, 8])])
     previous = np.repeat([2, 0, 1], 10)
-    out = recluster(jnp.asarray(x), 3, key=jax.random.key(0), previous_labels=jnp.asarray(previous))
+    out = recluster(jnp.asarray(x), k=3, key=jax.random.key(0), previous_labels=jnp.asarray(previous))
     np.testing.assert_array_equal(out, previous)
 
 

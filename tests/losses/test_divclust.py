@@ -111,7 +111,7 @@ def test_co_association_and_consensus(rng):
         flip = rng.uniform(size=60) < 0.15
         noisy[flip] = rng.integers(0, 3, flip.sum())
         views.append(rng.permutation(3)[noisy])
-    out = consensus_clustering(jnp.asarray(np.stack(views)), 3, num_clusters=3, key=jax.random.key(0),
+    out = consensus_clustering(jnp.asarray(np.stack(views)), k=3, num_clusters=3, key=jax.random.key(0),
                                n_init=1)
     assert sklearn.metrics.adjusted_rand_score(y, np.asarray(out)) > 0.9
 

@@ -123,7 +123,7 @@ def test_mine_neighbors_matches_brute_force_cosine(rng):
     s = u @ u.T
     np.fill_diagonal(s, -np.inf)
     expected = np.argsort(-s, axis=1, kind="stable")[:, :4]
-    out = mine_neighbors(jnp.asarray(z), 4, block_size=8)
+    out = mine_neighbors(jnp.asarray(z), k=4, block_size=8)
     np.testing.assert_array_equal(out, expected)
 
 
@@ -134,7 +134,7 @@ def test_scan_trains_linear_head_with_correct_neighbours():
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
     y = np.repeat(np.arange(k), n // k)
     z = jnp.asarray(centers[y] * 3 + rng.normal(size=(n, d)) * 0.5)
-    nbrs = mine_neighbors(z, 10)
+    nbrs = mine_neighbors(z, k=10)
     assert np.mean(y[np.asarray(nbrs)] == y[:, None]) > 0.99  # neighbours are correct
     opt = optax.adam(0.05)
     params = (jnp.asarray(rng.normal(size=(d, k)) * 0.01), jnp.zeros(k))
