@@ -9,6 +9,21 @@ import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# Tests are dominated by XLA compilation of small programs: XLA:CPU's unoptimised code generation
+# compiles them 2-3x faster (measured: 101 s -> 40 s of CPU for the GMM and CC tests). The flags
+# are probed once in a subprocess, because an XLA that does not know a flag aborts the process;
+# xdist workers inherit the result. Set XLA_FLAGS yourself to opt out.
+_QUICK_XLA = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+if "XLA_FLAGS" not in os.environ and os.environ["JAX_PLATFORMS"] == "cpu":
+    import subprocess
+    import sys
+
+    _probe = subprocess.run(
+        [sys.executable, "-c", "import jax; jax.jit(lambda v: v + 1)(1.0).block_until_ready()"],
+        env={**os.environ, "XLA_FLAGS": _QUICK_XLA}, capture_output=True, timeout=300,
+    )
+    os.environ["XLA_FLAGS"] = _QUICK_XLA if _probe.returncode == 0 else ""
+
 import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)

@@ -172,15 +172,25 @@ _FILE_FORMATS = {
 
 
 def _load(config) -> jaxclust.data.Dataset:
-    """``config.dataset``: ``"digits"``, ``"mnist5k"``, a path to an ``.npz`` file, or
+    """The dataset of ``config``; ``config.imbalance_ratio > 1`` keeps a long-tailed subset.
+
+    ``config.dataset``: ``"digits"``, ``"mnist5k"``, a path to an ``.npz`` file, or
     ``"<format>:<directory>"`` for files the user already has, with format one of ``mnist``,
     ``fashion_mnist`` (IDX files), ``cifar10``, ``cifar100`` (python pickles) or ``stl10``
     (binaries); ``config.split`` picks the split (default ``"train"``)."""
     name = str(config.dataset)
     fmt, sep, directory = name.partition(":")
     if sep and fmt in _FILE_FORMATS:
-        return _FILE_FORMATS[fmt](directory, config.get("split", "train"))
-    return jaxclust.data.load(name)
+        ds = _FILE_FORMATS[fmt](directory, config.get("split", "train"))
+    else:
+        ds = jaxclust.data.load(name)
+    ratio = float(config.get("imbalance_ratio", 1.0))
+    if ratio > 1:  # the long-tailed subset of P²OT's experiments (class sizes decay by `ratio`)
+        from experiments.recipes.common import imbalanced_indices
+
+        rows = imbalanced_indices(ds.y, ratio, config.seed)
+        ds = jaxclust.data.Dataset(ds.x[rows], ds.y[rows], f"{ds.name} (imbalance {ratio:g})")
+    return ds
 
 
 def _train_deep(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:

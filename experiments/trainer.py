@@ -67,7 +67,8 @@ class Phase:
       num_steps: optimisation steps in this phase.
       optimizer: the optax transformation used in this phase (its state is reset at the start).
       loss_fn: ``(params, batch_stats, extra, batch, key) -> (loss, (metrics, batch_stats))``
-        where ``batch`` is a dict with at least ``x`` (inputs) and ``index`` (dataset rows) and
+        where ``batch`` is a dict with ``x`` (inputs), ``index`` (dataset rows) and ``step``
+        (the global step, traced, e.g. for schedules) and
         ``metrics`` a dict of scalars to log. Must be jit-able.
       start_fn: ``(state, data) -> state``, run once on the host when the phase begins (e.g.
         k-means on the pretrained embedding to initialise centroids). Not re-run on resume.
@@ -217,7 +218,9 @@ class Trainer:
                  workdir: str | pathlib.Path, checkpoint_every: int = 0, log_every: int = 50,
                  eval_fn: Callable | None = None, eval_every: int = 0,
                  stop_after: int | None = None, quiet: bool = False):
-        self.phases = list(phases)
+        self.phases = [p for p in phases if p.num_steps > 0]  # a 0-step phase does nothing
+        if not self.phases:
+            raise ValueError("every phase has num_steps=0; nothing to train.")
         self.data = data
         self.batch_size = batch_size
         self.seed = seed
@@ -250,7 +253,7 @@ class Trainer:
 
         def step(state: TrainState, idx):
             key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
-            batch = {"x": x_all[idx], "index": idx}
+            batch = {"x": x_all[idx], "index": idx, "step": state.step}
 
             def loss(params):
                 return phase.loss_fn(params, state.batch_stats, state.extra, batch, key)

@@ -73,31 +73,6 @@ def imbalanced_indices(y: np.ndarray, ratio: float, seed: int = 0) -> np.ndarray
     return np.sort(np.concatenate(keep))
 
 
-def imbalanced_dataset(name: str, ratio: float, seed: int = 0,
-                       directory: str | None = None) -> str:
-    """Writes (once) the long-tailed subset of dataset ``name`` to an ``.npz`` file and returns
-    its path, for use as ``config.dataset`` (the engine loads ``.npz`` paths directly).
-
-    The file lives in ``directory`` (default: ``$TMPDIR/jaxclust_subsets``) and is named after
-    the dataset, ratio and seed; it is written atomically, so concurrent runs are safe.
-    """
-    import os
-    import tempfile
-
-    directory = directory or os.path.join(tempfile.gettempdir(), "jaxclust_subsets")
-    stem = os.path.splitext(os.path.basename(str(name)))[0]
-    path = os.path.join(directory, f"{stem}_imb{ratio:g}_seed{seed}.npz")
-    if not os.path.exists(path):
-        ds = jaxclust.data.load(name)
-        rows = imbalanced_indices(ds.y, ratio, seed)
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, x=ds.x[rows], y=ds.y[rows])
-        os.replace(tmp, path)
-    return path
-
-
 def image_shape(features: int) -> tuple[int, int, int]:
     """``(h, w, 1)`` of a flattened square grey image with ``features`` pixels (784 → 28×28)."""
     side = int(round(features ** 0.5))

@@ -15,8 +15,6 @@ Phases (METHODS.md §3.1, §6.1):
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,7 +22,7 @@ import numpy as np
 import jaxclust.cluster
 import jaxclust.losses
 from experiments.configs.common import phase_steps
-from experiments.recipes.common import Recipe, adam, in_chunks
+from experiments.recipes.common import Recipe, adam, over_dataset
 from experiments.trainer import Data, Phase, TrainState, new_state
 from jaxclust import nn as jcnn
 
@@ -43,11 +41,8 @@ def build(config, data: Data) -> Recipe:
         return model.apply({"params": ae_params}, xb.reshape(xb.shape[0], -1),
                            method=jcnn.MLPAutoencoder.encode)
 
-    @jax.jit
-    def embed_all(ae_params):
-        return in_chunks(functools.partial(encode, ae_params), x)
+    embed_all = over_dataset(encode, x)
 
-    @jax.jit
     def soft_assign_all(params):
         z = embed_all(params["ae"])
         return jaxclust.losses.dec_soft_assignment(z, params["centroids"], alpha=config.alpha)
