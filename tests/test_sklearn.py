@@ -35,7 +35,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import jaxclust.sklearn
 from jaxclust import cluster
-from jaxclust.sklearn import GaussianMixture, KMeans, MiniBatchKMeans
+from jaxclust.sklearn import GaussianMixture, KMeans, MiniBatchKMeans, SpectralClustering
 
 _SKIPPED_CHECKS = {
     "KMeans": {
@@ -51,12 +51,14 @@ _SKIPPED_CHECKS = {
         ),
     },
     "GaussianMixture": {},  # every check passes
+    "SpectralClustering": {},
 }
 
 _CHECKED = [
     KMeans(init="random", n_init=1, max_iter=20),
     MiniBatchKMeans(init="random", n_init=1, max_iter=5),
     GaussianMixture(init_params="random", max_iter=20),
+    SpectralClustering(n_clusters=3, n_init=1, affinity="nearest_neighbors", n_neighbors=5),
 ]
 
 
@@ -475,3 +477,36 @@ class TestGaussianMixtureBadInput:
         fitted = GaussianMixture(K, covariance_type="diag", **_gm_inits("diag")).fit(X)
         with pytest.raises(ValueError, match="X has 3 features, but GaussianMixture is expecting 4"):
             fitted.score_samples(X[:, :3])
+
+
+# ---------------------------------------------------------------------------------------------
+# SpectralClustering.
+
+
+@pytest.mark.parametrize("affinity", ["nearest_neighbors", "rbf"])
+def test_spectral_clustering_matches_sklearn(affinity):
+    from sklearn.cluster import SpectralClustering as SkSpectral
+    from sklearn.metrics import adjusted_rand_score
+
+    x, y = make_blobs(150, n_features=3, centers=3, cluster_std=0.5, random_state=2)
+    params = dict(affinity=affinity, gamma=0.5, n_neighbors=10, random_state=0)
+    ours = SpectralClustering(3, **params).fit(x).labels_
+    theirs = SkSpectral(3, **params).fit(x).labels_
+    assert ours.dtype == np.int64 and ours.shape == (150,)
+    assert adjusted_rand_score(theirs, ours) >= 0.99
+    assert adjusted_rand_score(y, ours) >= 0.99
+
+
+def test_spectral_clustering_precomputed_and_bad_input():
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    x, y = make_blobs(60, n_features=2, centers=2, cluster_std=0.3, random_state=3)
+    labels = SpectralClustering(2, affinity="precomputed", random_state=0).fit_predict(
+        rbf_kernel(x, gamma=1.0))
+    assert len(set(zip(labels.tolist(), y.tolist()))) == 2
+    with pytest.raises(ValueError, match="affinity"):
+        SpectralClustering(2, affinity="cosine").fit(x)
+    with pytest.raises(ValueError, match="square"):
+        SpectralClustering(2, affinity="precomputed").fit(x)
+    with pytest.raises(ValueError, match="n_clusters"):
+        SpectralClustering(61).fit(x)
