@@ -42,6 +42,18 @@ def deep_defaults(method: str) -> ml_collections.ConfigDict:
     config.compare_kmeans = True  # add raw-pixel k-means as a baseline row
     config.plot = True
     config.max_steps_per_phase = -1  # cap on each phase's steps (smoke tests); -1: no cap
+    config.imbalance_ratio = 1.0  # > 1: long-tailed subset (recipes.common.imbalanced_indices)
+    return config
+
+
+def add_augmentation(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The digit augmentations of the two-view recipes (``recipes.common.augment_options``):
+    small affine warp and Gaussian noise; no flips or colour jitter, which digits do not allow."""
+    config.aug_degrees = 15.0
+    config.aug_translate = 0.1
+    config.aug_zoom = 0.15
+    config.aug_crop_scale = 0.0  # > 0: random resized crop with this minimum area
+    config.aug_noise = 0.1
     return config
 
 

@@ -26,7 +26,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.rec_weight = 1.0  # λ of the reconstruction term
     config.update_interval = 19  # steps between target recomputations (one epoch)
     config.kmeans_n_init = 10
-    config.imbalance_ratio = 1.0
     config.checkpoint_every = 0
     config.smoke = {"hidden": (32,), "latent": 4, "kmeans_n_init": 2}
     return apply_overrides(config, arg)

@@ -8,7 +8,7 @@ Usage:
 
 import ml_collections
 
-from experiments.configs.common import apply_overrides, deep_defaults
+from experiments.configs.common import add_augmentation, apply_overrides, deep_defaults
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -31,12 +31,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eps_sq = 0.1  # MLC's e (its code's "eps")
     config.epsilon = 0.175  # entropic regularisation of Π
     config.label_method = "kmeans"  # "spectral": MLC's spectral clustering of Π (slow on CPU)
-    config.imbalance_ratio = 1.0
-    config.aug_degrees = 15.0
-    config.aug_translate = 0.1
-    config.aug_zoom = 0.15
-    config.aug_crop_scale = 0.0
-    config.aug_noise = 0.1
+    add_augmentation(config)
     config.checkpoint_every = 0
     config.smoke = {"hidden": (32,), "feature_dim": 16, "proj_dim": 8, "neck_hidden": 16,
                     "head_dim": 8}

@@ -7,7 +7,7 @@ Usage:
 
 import ml_collections
 
-from experiments.configs.common import apply_overrides, deep_defaults
+from experiments.configs.common import add_augmentation, apply_overrides, deep_defaults
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -27,13 +27,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.threshold = 0.9  # paper: 0.99; our short SCAN phase leaves few predictions that sure
     config.selflabel_epochs = 5
     config.selflabel_lr = 1e-4
-    config.imbalance_ratio = 1.0
     # weak augmentation (pretext, SCAN step, self-labelling targets)
-    config.aug_degrees = 15.0
-    config.aug_translate = 0.1
-    config.aug_zoom = 0.15
-    config.aug_crop_scale = 0.0
-    config.aug_noise = 0.1
+    add_augmentation(config)
     # strong augmentation (self-labelling inputs)
     config.strong_degrees = 25.0
     config.strong_translate = 0.15

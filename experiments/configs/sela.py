@@ -12,7 +12,7 @@ Usage:
 
 import ml_collections
 
-from experiments.configs.common import apply_overrides, deep_defaults
+from experiments.configs.common import add_augmentation, apply_overrides, deep_defaults
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -26,12 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.lam = 10.0  # SeLa's λ (inverse entropic regularisation); CIFAR script: 10
     config.sinkhorn_steps = 100
     config.label_every = 40  # steps between pseudo-label re-optimisations
-    config.imbalance_ratio = 1.0  # > 1: long-tailed subset (recipes.common.imbalanced_indices)
-    config.aug_degrees = 15.0
-    config.aug_translate = 0.1
-    config.aug_zoom = 0.15
-    config.aug_crop_scale = 0.0  # > 0: random resized crop with this minimum area
-    config.aug_noise = 0.1
+    add_augmentation(config)
     config.checkpoint_every = 0
     config.smoke = {"hidden": (32,), "feature_dim": 16, "sinkhorn_steps": 5}
     return apply_overrides(config, arg)

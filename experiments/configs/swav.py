@@ -11,7 +11,7 @@ Usage:
 
 import ml_collections
 
-from experiments.configs.common import apply_overrides, deep_defaults
+from experiments.configs.common import add_augmentation, apply_overrides, deep_defaults
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -29,12 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.epochs = 40
     config.lr = 1e-3
     config.weight_decay = 0.0
-    config.imbalance_ratio = 1.0
-    config.aug_degrees = 15.0
-    config.aug_translate = 0.1
-    config.aug_zoom = 0.15
-    config.aug_crop_scale = 0.0
-    config.aug_noise = 0.1
+    add_augmentation(config)
     config.checkpoint_every = 0
     config.smoke = {"hidden": (32,), "feature_dim": 16, "proj_dim": 8, "proj_hidden": 16}
     return apply_overrides(config, arg)
