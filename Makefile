@@ -20,7 +20,7 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 	@touch $@
 
 run: $(VENV)/.installed-run
-	$(PY) -m experiments.main --config=experiments/configs/kmeans.py --workdir=results/kmeans_mnist5k
+	$(PY) -m experiments.main --config=experiments/configs/mcr2.py --workdir=results/mcr2_mnist5k --config.resume=False
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)

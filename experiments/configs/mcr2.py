@@ -1,6 +1,8 @@
 """MLC / MCR² on MNIST-5k: SimCLR-pretrained MLP backbone, then subspace and cluster heads
-trained with the MLC coding-rate objective (METHODS.md §3.10–3.11); labels by spectral
-clustering of the membership Π. See ``experiments/recipes/mcr2.py`` for what is simplified.
+trained with the MLC coding-rate objective (METHODS.md §3.10–3.11); labels by spherical k-means
+on the cluster features (``label_method="spectral"``: MLC's spectral clustering of the membership
+Π, slow on CPU). See ``experiments/recipes/mcr2.py`` for what is simplified. This is the recipe
+``make run`` runs.
 
 Usage:
   python -m experiments.main --config=experiments/configs/mcr2.py --workdir=results/mcr2
