@@ -94,7 +94,10 @@ def plot_training(path: str | pathlib.Path, records: list[dict], labels: np.ndar
         for name in [n for n in rows[0] if n not in ("step", "phase")]:
             ax.plot([r["step"] for r in rows], [r[name] for r in rows],
                     label=f"{phase}: {name}", lw=1)
-    ax.set(title="Training losses", xlabel="step", yscale="log")
+    values = [v for r in train for n, v in r.items() if n not in ("step", "phase")]
+    # Log scale unless a loss is non-positive (e.g. negative coding-rate objectives).
+    ax.set(title="Training losses", xlabel="step",
+           yscale="log" if values and min(values) > 0 else "symlog")
     ax.legend(fontsize=7)
     ax = axes[1]
     for name in ("acc", "nmi", "ari"):
