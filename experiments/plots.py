@@ -27,6 +27,7 @@ def plot_clusters(
     y: np.ndarray | None = None,
     mapping: np.ndarray | None = None,
     title: str = "",
+    space: str = "data",
 ) -> None:
     """Writes a PNG: 2-D PCA scatter coloured by cluster, and, with ``y``, a confusion matrix.
 
@@ -49,7 +50,7 @@ def plot_clusters(
             ax.annotate(str(c), (px, py), xytext=(4, 4), textcoords="offset points", fontsize=9,
                         weight="bold")
         ax.legend(loc="upper right")
-    ax.set(title="Clusters (2-D PCA of the data)", xlabel="PC 1", ylabel="PC 2")
+    ax.set(title=f"Clusters (2-D PCA of the {space})", xlabel="PC 1", ylabel="PC 2")
 
     if y is not None:
         classes = int(y.max()) + 1

@@ -264,7 +264,7 @@ def _train_deep(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) 
         if "acc" in r:
             title += f": ACC {r['acc']:.3f}, NMI {r['nmi']:.3f}, ARI {r['ari']:.3f}"
         plots.plot_clusters(workdir / "clusters.png", embedding, labels, y=ds.y,
-                            mapping=mapping, title=title + " (PCA of the embedding)")
+                            mapping=mapping, title=title, space="learned embedding")
         plots.plot_training(workdir / "training.png", trainer.read_log(run.log_path), labels,
                             config.k, title=title)
     print(f"wrote {workdir / 'metrics.json'}, {run.log_path}"
