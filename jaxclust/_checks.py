@@ -28,6 +28,7 @@ __all__ = [
     "check_nonnegative_scalar",
     "check_choice",
     "is_concrete",
+    "compute_dtype",
 ]
 
 
@@ -37,6 +38,12 @@ def _dtype(x) -> np.dtype:
 
 def _kind(x) -> str:
     return _dtype(x).kind
+
+
+def compute_dtype(dtype) -> np.dtype:
+    """The dtype to compute in: float32 for half-precision inputs (fp32 accumulation, METHODS.md
+    §0.3), otherwise ``dtype`` itself (float32 and float64 stay as they are)."""
+    return jnp.promote_types(dtype, jnp.float32)
 
 
 def is_concrete(x) -> bool:

@@ -54,8 +54,7 @@ class _State(NamedTuple):
 # Shared pieces (also used by _unbalanced.py and _partial.py).
 
 
-def _compute_dtype(dtype):
-    return jnp.promote_types(dtype, jnp.float32)
+_compute_dtype = _checks.compute_dtype
 
 
 def _row_lse(f, g, cost, epsilon):

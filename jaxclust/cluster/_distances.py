@@ -7,6 +7,8 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float, Int
 
+from jaxclust import _checks
+
 #: Default cap on the entries of one block of the [n, k] distance matrix, by backend (static).
 #: On CPU, blocks of about 2**20 entries (4 MiB in float32) stay in cache, so the argmin runs on
 #: hot data; accelerators want large blocks for occupancy: 2**27 entries is 512 MiB in float32.
@@ -106,9 +108,7 @@ def nearest_centroid(
     return labels.reshape(-1)[:n], dist.reshape(-1)[:n]
 
 
-def compute_dtype(dtype) -> jnp.dtype:
-    """Float32 for half-precision inputs (fp32 accumulation, METHODS.md §0.3), else ``dtype``."""
-    return jnp.promote_types(dtype, jnp.float32)
+compute_dtype = _checks.compute_dtype  # re-exported for the cluster modules
 
 
 __all__ = [

@@ -27,7 +27,7 @@ _MULTI_POSITIVE = ("mean", "logsumexp")
 
 def _compute_dtype(*arrays):
     """At least float32: bf16/fp16 inputs accumulate in fp32 (METHODS.md §0.3)."""
-    return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
+    return _checks.compute_dtype(jnp.result_type(*arrays))
 
 
 def _normalize(x):

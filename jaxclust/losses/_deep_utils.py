@@ -30,9 +30,7 @@ def global_mean(values: Float[Array, " n"], w: Float[Array, " n"], axis_name: st
     return num / jnp.maximum(den, 1.0)
 
 
-def compute_dtype(dtype):
-    """Half precision is computed in float32; float32/float64 stay as they are."""
-    return jnp.promote_types(dtype, jnp.float32)
+compute_dtype = _checks.compute_dtype
 
 
 def check_positive_scalar(value, name: str, *, allow_zero: bool = False, upper=None) -> None:

@@ -30,9 +30,8 @@ class RateReductionResult(NamedTuple):
     class_rate: Float[Array, ""]
 
 
-def _compute_dtype(dtype):
-    # §0.3: Gram matrices, Cholesky and slogdet always run in float32 at least.
-    return jnp.promote_types(dtype, jnp.float32)
+# §0.3: Gram matrices, Cholesky and slogdet always run in float32 at least.
+_compute_dtype = _checks.compute_dtype
 
 
 def _check_eps_sq(eps_sq) -> None:
@@ -60,6 +59,16 @@ def _check_membership(membership, n: int, name: str = "membership"):
     if _checks.is_concrete(membership) and (np.asarray(membership) < 0).any():
         raise ValueError(f"{name} must be non-negative (soft or one-hot memberships).")
     return membership
+
+
+def _check_class_inputs(z, membership, eps_sq, chunk_size):
+    """The checks shared by the functions taking features and soft memberships."""
+    z = _check_features(z)
+    membership = _check_membership(membership, z.shape[0])
+    _check_eps_sq(eps_sq)
+    if chunk_size is not None:
+        chunk_size = _checks.check_positive_int(chunk_size, "chunk_size")
+    return z, membership, chunk_size
 
 
 def _logdet_identity_plus(gram: Float[Array, "... m m"], alpha) -> Float[Array, "..."]:
@@ -221,11 +230,7 @@ def class_coding_rate(
       Yu et al., "Learning Diverse and Discriminative Representations via the Principle of
       Maximal Coding Rate Reduction", NeurIPS 2020, https://arxiv.org/abs/2006.08558.
     """
-    z = _check_features(z)
-    membership = _check_membership(membership, z.shape[0])
-    _check_eps_sq(eps_sq)
-    if chunk_size is not None:
-        chunk_size = _checks.check_positive_int(chunk_size, "chunk_size")
+    z, membership, chunk_size = _check_class_inputs(z, membership, eps_sq, chunk_size)
     return _class_rate(z, membership, jnp.asarray(eps_sq, z.dtype), axis_name, chunk_size)
 
 
@@ -278,11 +283,7 @@ def rate_reduction(
       Yu et al., "Learning Diverse and Discriminative Representations via the Principle of
       Maximal Coding Rate Reduction", NeurIPS 2020, https://arxiv.org/abs/2006.08558.
     """
-    z = _check_features(z)
-    membership = _check_membership(membership, z.shape[0])
-    _check_eps_sq(eps_sq)
-    if chunk_size is not None:
-        chunk_size = _checks.check_positive_int(chunk_size, "chunk_size")
+    z, membership, chunk_size = _check_class_inputs(z, membership, eps_sq, chunk_size)
     e = jnp.asarray(eps_sq, z.dtype)
     rate = _rate(z, e, axis_name)
     class_rate = _class_rate(z, membership, e, axis_name, chunk_size)
