@@ -19,6 +19,7 @@ module does the rest the same way for every recipe:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import pathlib
@@ -109,8 +110,15 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
     of each epoch is dropped, as the peers' data loaders with ``drop_last`` do)."""
     per_epoch = n // batch_size
     epoch, b = divmod(step, per_epoch)
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
-    return perm[b * batch_size:(b + 1) * batch_size].astype(np.int32)
+    return _epoch_permutation(n, seed, epoch)[b * batch_size:(b + 1) * batch_size]
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The data order of one epoch, computed once per epoch rather than once per step."""
+    perm = np.random.default_rng([seed, epoch]).permutation(n).astype(np.int32)
+    perm.setflags(write=False)
+    return perm
 
 
 class _Progress:
