@@ -8,7 +8,11 @@ module does the rest the same way for every recipe:
   come from a per-epoch permutation seeded by ``(seed, epoch)``, so the data order is a pure
   function of the step and a resumed run sees exactly the batches it would have seen;
 - the step: one ``jax.jit`` with the state donated, the batch indices sharded over the mesh's
-  ``data`` axis and the state replicated (data parallelism; XLA inserts the gradient reductions);
+  ``data`` axis and the state replicated (data parallelism; XLA inserts the gradient reductions).
+  Consecutive steps run as one ``lax.scan`` per call (up to ``log_every`` steps, cut at every
+  refresh, evaluation, checkpoint and phase boundary), which removes the per-step dispatch and
+  host round trip; the cut points depend only on the global step, so a resumed run replays the
+  same calls;
 - checkpoints: orbax, every ``checkpoint_every`` steps and at phase ends, holding the whole state
   (parameters, optimiser state, recipe state, step); restoring one and continuing gives
   bit-identical parameters on CPU (``tests/experiments/test_resume.py``);
@@ -78,6 +82,9 @@ class Phase:
       refresh_fn: ``(state, data) -> extra``, e.g. recomputing DEC's targets on the whole dataset.
       post_update_fn: ``params -> params`` applied after each update inside the step (e.g. SwAV's
         prototype renormalisation).
+      trainable: ``name -> bool`` on the top-level groups of ``params`` (a dict): only the groups
+        it accepts are differentiated and optimised in this phase (e.g. DEC's clustering phase
+        drops the decoder); None trains every group.
     """
 
     name: str
@@ -88,6 +95,14 @@ class Phase:
     refresh_every: int = 0
     refresh_fn: Callable | None = None
     post_update_fn: Callable | None = None
+    trainable: Callable[[str], bool] | None = None
+
+    def split(self, params: PyTree) -> tuple[PyTree, PyTree]:
+        """``(trained, fixed)`` groups of ``params`` in this phase."""
+        if self.trainable is None:
+            return params, {}
+        trained = {name: v for name, v in params.items() if self.trainable(name)}
+        return trained, {name: v for name, v in params.items() if name not in trained}
 
 
 @dataclasses.dataclass
@@ -248,12 +263,13 @@ class Trainer:
         if batch_size > data.n:
             raise ValueError(f"batch_size={batch_size} exceeds the dataset size {data.n}.")
         self.replicated = NamedSharding(data.mesh, P())
-        self.batch_sharding = NamedSharding(data.mesh, P("data"))
+        self.chunk_sharding = NamedSharding(data.mesh, P(None, "data"))
         self._steps: dict[int, Callable] = {}
         self.log_path = self.workdir / "metrics.jsonl"
 
     # ------------------------------------------------------------------------------------------
-    def _step_fn(self, p: int) -> Callable:
+    def _steps_fn(self, p: int) -> Callable:
+        """``(state, idx[L, batch]) -> (state, metrics[L])``: ``L`` steps of phase ``p``."""
         if p in self._steps:
             return self._steps[p]
         phase = self.phases[p]
@@ -262,25 +278,42 @@ class Trainer:
         def step(state: TrainState, idx):
             key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
             batch = {"x": x_all[idx], "index": idx, "step": state.step}
+            trained, fixed = phase.split(state.params)
 
-            def loss(params):
+            def loss(trained):
+                params = {**trained, **fixed} if fixed else trained
                 return phase.loss_fn(params, state.batch_stats, state.extra, batch, key)
 
             (value, (metrics, batch_stats)), grads = jax.value_and_grad(loss, has_aux=True)(
-                state.params)
-            updates, opt_state = phase.optimizer.update(grads, state.opt_state, state.params)
-            params = optax.apply_updates(state.params, updates)
+                trained)
+            updates, opt_state = phase.optimizer.update(grads, state.opt_state, trained)
+            trained = optax.apply_updates(trained, updates)
+            params = {**trained, **fixed} if fixed else trained
             if phase.post_update_fn is not None:
                 params = phase.post_update_fn(params)
             metrics = {"loss": value, **metrics}
             return state._replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                                   opt_state=opt_state), metrics
 
-        fn = jax.jit(step, donate_argnums=0,
-                     in_shardings=(self.replicated, self.batch_sharding),
+        fn = jax.jit(lambda state, idx: jax.lax.scan(step, state, idx), donate_argnums=0,
+                     in_shardings=(self.replicated, self.chunk_sharding),
                      out_shardings=(self.replicated, self.replicated))
         self._steps[p] = fn
         return fn
+
+    def _chunk_end(self, step: int, p: int) -> int:
+        """The end of the call that starts at ``step``: the next log, refresh, evaluation,
+        checkpoint, stop or phase boundary (a function of the global step only)."""
+        phase, start, end = self.phases[p], int(self.bounds[p]), int(self.bounds[p + 1])
+        stops = [end, (step // self.log_every + 1) * self.log_every]
+        if phase.refresh_fn is not None and phase.refresh_every:
+            stops.append(start + ((step - start) // phase.refresh_every + 1) * phase.refresh_every)
+        for every in (self.eval_every if self.eval_fn is not None else 0, self.checkpoint_every):
+            if every:
+                stops.append((step // every + 1) * every)
+        if self.stop_after is not None and self.stop_after > step:
+            stops.append(self.stop_after)
+        return min(stops)
 
     def _phase_of(self, step: int) -> int:
         return int(np.searchsorted(self.bounds[1:], step, side="right"))
@@ -295,8 +328,12 @@ class Trainer:
         phase = self.phases[p]
         if phase.start_fn is not None:
             state = phase.start_fn(state, self.data)
-        opt_state = jax.jit(phase.optimizer.init, out_shardings=self.replicated)(state.params)
-        return state._replace(opt_state=opt_state)
+        return state._replace(opt_state=self._opt_init(p, state.params))
+
+    def _opt_init(self, p: int, params: PyTree) -> PyTree:
+        phase = self.phases[p]
+        init = lambda params: phase.optimizer.init(phase.split(params)[0])  # noqa: E731
+        return jax.jit(init, out_shardings=self.replicated)(params)
 
     def run(self, state: TrainState, *, resume: bool = True) -> TrainState:
         """Runs (or resumes) every phase from ``state`` (the freshly initialised state)."""
@@ -309,8 +346,7 @@ class Trainer:
         latest = _latest(manager) if resume else None
         if latest is not None:
             step, p = latest
-            opt_template = jax.jit(self.phases[p].optimizer.init,
-                                   out_shardings=self.replicated)(state.params)
+            opt_template = self._opt_init(p, state.params)
             state = _restore(manager, step, state._replace(opt_state=opt_template))
             state = jax.device_put(state, self.replicated)
             if not self.quiet:
@@ -333,13 +369,14 @@ class Trainer:
                     in_phase % phase.refresh_every == 0:
                 state = state._replace(extra=jax.device_put(
                     phase.refresh_fn(state, self.data), self.replicated))
-            idx = jax.device_put(batch_indices(self.data.n, self.batch_size, self.seed, step),
-                                 self.batch_sharding)
-            state, metrics = self._step_fn(p)(state, idx)
-            step += 1
+            stop = self._chunk_end(step, p)
+            idx = np.stack([batch_indices(self.data.n, self.batch_size, self.seed, s)
+                            for s in range(step, stop)])
+            state, metrics = self._steps_fn(p)(state, jax.device_put(idx, self.chunk_sharding))
             for name, value in metrics.items():
-                running[name] = running.get(name, 0.0) + value
-            count += 1
+                running[name] = running.get(name, 0.0) + value.sum()
+            count += stop - step
+            step = stop
             if step % self.log_every == 0 or step == self.bounds[p + 1]:
                 record = {name: float(v) / count for name, v in running.items()}
                 if not all(math.isfinite(v) for v in record.values()):

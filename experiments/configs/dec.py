@@ -26,5 +26,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.update_interval = 140  # steps between target recomputations (IDEC's MNIST value)
     config.kmeans_n_init = 20
     config.gamma = 0.1  # IDEC's reconstruction/clustering trade-off (unused by DEC)
+    config.augment = False  # DEC-DA: train on warped digits (configs/dec_da.py)
     config.smoke = {"hidden": (32, 32), "latent": 4, "kmeans_n_init": 2}
     return apply_overrides(config, arg)

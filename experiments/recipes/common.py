@@ -152,13 +152,6 @@ def simclr_loss_fn(project: Callable, *, temperature: float, aug: dict) -> Calla
     return loss_fn
 
 
-def frozen(optimizer: optax.GradientTransformation, params, trainable: Callable[[str], bool]):
-    """``optimizer`` on the top-level parameter groups whose name passes ``trainable``; the
-    others get zero updates (and no optimiser state)."""
-    labels = {name: ("train" if trainable(name) else "freeze") for name in params}
-    return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, labels)
-
-
 def over_dataset(fn: Callable, x: jax.Array, chunk: int = 1024) -> Callable:
     """``params -> fn(params, x)`` over all rows of ``x`` in chunks, jitted with ``x`` passed as
     an argument (closing over it would make XLA constant-fold the padded dataset)."""

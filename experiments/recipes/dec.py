@@ -9,8 +9,15 @@ Phases (METHODS.md §3.1, §6.1):
 1. ``pretrain``: the d-500-500-2000-10 autoencoder trained end to end on the mean squared
    reconstruction error (Adam), as ClustPy and most re-implementations do;
 2. ``cluster``: centres from k-means (best of 20) on the embeddings, then the DEC loss
-   ``KL(P‖Q)`` (IDEC: plus the reconstruction term) with the target ``P`` recomputed on the whole
+   ``KL(P‖Q)`` on the encoder and centres only (the decoder is discarded, as in the paper;
+   IDEC keeps it and adds the reconstruction term) with the target ``P`` recomputed on the whole
    dataset every ``update_interval`` steps.
+
+With ``config.augment`` (configs ``dec_da.py``, ``idec_da.py``) both phases see randomly warped
+digits instead of the originals, as in DEC-DA (Guo, Zhu, Liu, Yin, "Deep Embedded Clustering with
+Data Augmentation", ACML 2018, http://proceedings.mlr.press/v95/guo18b.html): the autoencoder
+reconstructs the augmented image, and the clustering loss compares the augmented image's ``Q``
+with the target ``P`` computed on the clean dataset.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import numpy as np
 import jaxclust.cluster
 import jaxclust.losses
 from experiments.configs.common import phase_steps
-from experiments.recipes.common import Recipe, adam, over_dataset
+from experiments.recipes.common import Recipe, adam, augment_flat, augment_options, over_dataset
 from experiments.trainer import Data, Phase, TrainState, new_state
 from jaxclust import nn as jcnn
 
@@ -32,30 +39,43 @@ def build(config, data: Data) -> Recipe:
     model = jcnn.MLPAutoencoder(features=x.shape[1], hidden=tuple(config.hidden),
                                 latent=config.latent)
     key = jax.random.key(config.seed)
-    ae = model.init(key, x[:1])["params"]
-    params = {"ae": ae, "centroids": jnp.zeros((config.k, config.latent), x.dtype)}
+    # One flat group per layer (encoder_i, decoder_i) plus the centroids, so that DEC's
+    # clustering phase can leave the decoder out of the gradient and the optimiser.
+    params = dict(model.init(key, x[:1])["params"])
+    params["centroids"] = jnp.zeros((config.k, config.latent), x.dtype)
     extra = {"p": jnp.full((data.n, config.k), 1.0 / config.k, x.dtype)}
-    idec = config.method == "idec"
+    idec = config.method in ("idec", "idec_da")
+    aug = augment_options(config) if config.augment else None
 
-    def encode(ae_params, xb):
-        return model.apply({"params": ae_params}, xb.reshape(xb.shape[0], -1),
+    def inputs(batch, key):
+        xb = batch["x"].reshape(batch["x"].shape[0], -1)
+        return xb if aug is None else augment_flat(key, xb, **aug)
+
+    def autoencoder(params):
+        return {"params": {name: v for name, v in params.items() if name != "centroids"}}
+
+    def encode(params, xb):
+        return model.apply(autoencoder(params), xb.reshape(xb.shape[0], -1),
                            method=jcnn.MLPAutoencoder.encode)
 
     embed_all = over_dataset(encode, x)
 
     def soft_assign_all(params):
-        z = embed_all(params["ae"])
+        z = embed_all(params)
         return jaxclust.losses.dec_soft_assignment(z, params["centroids"], alpha=config.alpha)
 
     def pretrain_loss(params, batch_stats, extra, batch, key):
-        xb = batch["x"].reshape(batch["x"].shape[0], -1)
-        _, x_hat = model.apply({"params": params["ae"]}, xb)
+        xb = inputs(batch, key)
+        _, x_hat = model.apply(autoencoder(params), xb)
         loss = jaxclust.losses.reconstruction_loss(xb, x_hat).mean()
         return loss, ({}, batch_stats)
 
     def cluster_loss(params, batch_stats, extra, batch, key):
-        xb = batch["x"].reshape(batch["x"].shape[0], -1)
-        z, x_hat = model.apply({"params": params["ae"]}, xb)
+        xb = inputs(batch, key)
+        if idec:
+            z, x_hat = model.apply(autoencoder(params), xb)
+        else:
+            z = encode(params, xb)
         q = jaxclust.losses.dec_soft_assignment(z, params["centroids"], alpha=config.alpha)
         p = extra["p"][batch["index"]]
         kl = jaxclust.losses.dec_loss(q, p).mean()
@@ -65,7 +85,7 @@ def build(config, data: Data) -> Recipe:
         return rec + config.gamma * kl, ({"kl": kl, "rec": rec}, batch_stats)
 
     def init_centroids(state: TrainState, data: Data) -> TrainState:
-        z = embed_all(state.params["ae"])
+        z = embed_all(state.params)
         result = jaxclust.cluster.kmeans(
             z, k=config.k, key=jax.random.key(config.seed + 1), n_init=config.kmeans_n_init)
         params = {**state.params, "centroids": result.centroids.astype(z.dtype)}
@@ -82,13 +102,14 @@ def build(config, data: Data) -> Recipe:
         Phase("cluster", phase_steps(config, config.cluster_epochs, steps_per_epoch),
               adam(config.cluster_lr),
               cluster_loss, start_fn=init_centroids, refresh_every=config.update_interval,
-              refresh_fn=refresh_target),
+              refresh_fn=refresh_target,
+              trainable=None if idec else (lambda name: not name.startswith("decoder"))),
     ]
 
     def predict(state: TrainState) -> np.ndarray:
         return np.asarray(jnp.argmax(soft_assign_all(state.params), axis=1), np.int32)
 
     def embed(state: TrainState) -> np.ndarray:
-        return np.asarray(embed_all(state.params["ae"]))
+        return np.asarray(embed_all(state.params))
 
     return Recipe(phases, new_state(params, {}, extra, config.seed), predict, embed)

@@ -42,7 +42,7 @@ import jaxclust.cluster
 import jaxclust.losses
 from experiments.configs.common import phase_steps
 from experiments.recipes.common import (
-    MLP, Recipe, adam, augment_flat, augment_options, frozen, normalize, over_dataset,
+    MLP, Recipe, adam, augment_flat, augment_options, normalize, over_dataset,
     simclr_loss_fn)
 from experiments.trainer import Data, Phase, new_state
 from jaxclust import nn as jcnn
@@ -93,15 +93,15 @@ def build(config, data: Data) -> Recipe:
                                            epsilon=config.epsilon))
 
     steps_per_epoch = data.n // config.batch_size
-    heads_only = functools.partial(frozen, params=params, trainable=lambda n: n == "neck")
+    heads_only = lambda name: name == "neck"  # noqa: E731  (the backbone stays frozen)
     phases = [
         Phase("pretext", phase_steps(config, config.pretext_epochs, steps_per_epoch),
               adam(config.pretext_lr),
               simclr_loss_fn(project, temperature=config.pretext_temperature, aug=aug)),
         Phase("warmup", phase_steps(config, 1, config.warmup_steps),
-              heads_only(adam(config.lr)), mlc_fn(True)),
+              adam(config.lr), mlc_fn(True), trainable=heads_only),
         Phase("mlc", phase_steps(config, config.epochs, steps_per_epoch),
-              heads_only(adam(config.lr)), mlc_fn(False)),
+              adam(config.lr), mlc_fn(False), trainable=heads_only),
     ]
     phases = [p for p in phases if p.num_steps > 0]
 

@@ -40,7 +40,7 @@ import jaxclust.cluster
 import jaxclust.losses
 from experiments.configs.common import phase_steps
 from experiments.recipes.common import (
-    MLP, Recipe, adam, augment_flat, augment_options, argmax_labels, frozen, over_dataset)
+    MLP, Recipe, adam, augment_flat, augment_options, argmax_labels, over_dataset)
 from experiments.trainer import Data, Phase, TrainState, new_state
 from jaxclust import nn as jcnn
 
@@ -139,9 +139,8 @@ def _build_swav(config, data: Data) -> Recipe:
     warm = min(config.freeze_prototypes_steps, max(total - 1, 0))
     opt = adam(config.lr, config.weight_decay)
     phases = [
-        Phase("warmup", phase_steps(config, 1, warm) if warm else 0,
-              frozen(opt, params, lambda name: name != "protos"), loss_fn,
-              post_update_fn=jcnn.normalize_prototypes),
+        Phase("warmup", phase_steps(config, 1, warm) if warm else 0, opt, loss_fn,
+              post_update_fn=jcnn.normalize_prototypes, trainable=lambda name: name != "protos"),
         Phase("swav", phase_steps(config, 1, total - warm), opt, loss_fn,
               post_update_fn=jcnn.normalize_prototypes),
     ]
