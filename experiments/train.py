@@ -36,6 +36,18 @@ def evaluate(labels: np.ndarray, y: np.ndarray | None, x: np.ndarray) -> dict[st
     return out
 
 
+def per_class_recall(labels: np.ndarray, y: np.ndarray, k: int) -> list[float]:
+    """For each class ``c`` (``0..max(y)``), the fraction of its samples whose cluster is matched
+    to ``c`` by the one-to-one matching that ACC uses."""
+    labels, y = np.asarray(labels), np.asarray(y)
+    num_classes = int(y.max()) + 1
+    mapping = np.asarray(jaxclust.metrics.match_clusters_to_classes(
+        y, labels, num_classes=num_classes, num_clusters=k))
+    hit = mapping[labels] == y
+    return [float(hit[y == c].mean()) if (y == c).any() else float("nan")
+            for c in range(num_classes)]
+
+
 def _run_kmeans(config, x, mask):
     run = jax.jit(
         functools.partial(
@@ -249,6 +261,8 @@ def _train_deep(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) 
         "train_time_s": train_s,
         "results": rows,
     }
+    if ds.y is not None:  # recall of each class under ACC's matching (minority classes)
+        metrics["per_class_recall"] = per_class_recall(labels, ds.y, config.k)
     if jax.process_index() != 0:  # files are written once when several processes run
         return metrics
     (workdir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))

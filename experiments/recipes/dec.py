@@ -84,11 +84,14 @@ def build(config, data: Data) -> Recipe:
         rec = jaxclust.losses.reconstruction_loss(xb, x_hat).mean()
         return rec + config.gamma * kl, ({"kl": kl, "rec": rec}, batch_stats)
 
-    def init_centroids(state: TrainState, data: Data) -> TrainState:
+    def embedding_kmeans(state: TrainState):
         z = embed_all(state.params)
-        result = jaxclust.cluster.kmeans(
+        return jaxclust.cluster.kmeans(
             z, k=config.k, key=jax.random.key(config.seed + 1), n_init=config.kmeans_n_init)
-        params = {**state.params, "centroids": result.centroids.astype(z.dtype)}
+
+    def init_centroids(state: TrainState, data: Data) -> TrainState:
+        centroids = embedding_kmeans(state).centroids
+        params = {**state.params, "centroids": centroids.astype(data.x.dtype)}
         return state._replace(params=params)
 
     def refresh_target(state: TrainState, data: Data):
@@ -107,6 +110,8 @@ def build(config, data: Data) -> Recipe:
     ]
 
     def predict(state: TrainState) -> np.ndarray:
+        if int(state.step) <= phases[0].num_steps:  # pretrained only: k-means on the embedding
+            return np.asarray(embedding_kmeans(state).labels, np.int32)
         return np.asarray(jnp.argmax(soft_assign_all(state.params), axis=1), np.int32)
 
     def embed(state: TrainState) -> np.ndarray:

@@ -68,3 +68,26 @@ def test_batch_order_is_a_function_of_the_step():
     epoch = np.concatenate([trainer.batch_indices(100, 32, seed=0, step=s) for s in range(3)])
     assert len(set(epoch.tolist())) == 96  # no repeats within an epoch
     assert not np.array_equal(trainer.batch_indices(100, 32, seed=0, step=3), a[:32])
+
+
+def test_seeds_summarises_every_seed(tmp_path):
+    # Two one-step runs on the imbalanced subset: the summary holds each seed's metrics.json
+    # numbers and the rarest classes' recall.
+    import json
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).parents[2]
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.seeds", "--config=experiments/configs/p2ot.py:smoke",
+         "--seeds=0,1", f"--workdir={tmp_path}"],
+        cwd=root, capture_output=True, text=True, timeout=300, check=True).stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    runs = [json.loads((tmp_path / f"seed{s}" / "metrics.json").read_text()) for s in (0, 1)]
+    assert summary["acc"] == [r["results"]["jaxclust p2ot"]["acc"] for r in runs]
+    assert summary["rarest_classes"] == [9, 8, 7]  # class sizes decay with the label
+    for run, recall in zip(runs, summary["rarest_recall"]):
+        assert recall == pytest.approx(np.mean(np.asarray(run["per_class_recall"])[[7, 8, 9]]))
+    row = next(line for line in out.splitlines() if line.startswith("| p2ot |"))
+    acc = np.asarray(summary["acc"])
+    assert f"{acc.mean():.3f} ± {acc.std(ddof=1):.3f}" in row
