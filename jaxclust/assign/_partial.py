@@ -13,7 +13,7 @@ from jaxtyping import Array, Bool, Float, Int
 from jaxclust import _checks, _collectives
 from jaxclust._typing import ScalarLike
 from jaxclust.assign._sinkhorn import _check_epsilon, _check_loop_args, _log_plan
-from jaxclust.assign._unbalanced import _solve_relaxed
+from jaxclust.assign._unbalanced import _kl_penalty, _solve_relaxed
 
 _RAMPS = ("sigmoid", "linear")
 
@@ -31,6 +31,10 @@ class P2OTResult(NamedTuple):
       error: ``max|Δg|/ε`` over the last iteration, scalar.
       num_steps: iterations run, int32 scalar.
       converged: True when ``error < tol``.
+      cost: the P²OT objective ``⟨P, C'⟩ + ε Σ P(ln P − 1) + γ KL(P_{:, :K}ᵀ1 ‖ ρ/K)`` of the
+        whole problem (memory rows included) at the returned plan, scalar, with Danskin's
+        gradient (``P`` w.r.t. ``C'``, hence w.r.t. ``logits`` and ``memory`` through
+        ``C = −log_softmax``).
     """
 
     assignments: Float[Array, "n k"]
@@ -39,6 +43,7 @@ class P2OTResult(NamedTuple):
     error: Float[Array, ""]
     num_steps: Int[Array, ""]
     converged: Bool[Array, ""]
+    cost: Float[Array, ""]
 
 
 def p2ot(
@@ -77,7 +82,11 @@ def p2ot(
     The reference computes the cost in fp64; here it is computed in the dtype of ``logits``
     (pass float64 with ``jax_enable_x64`` for parity).
 
-    Differentiation: none; the assignments are a ``stop_gradient`` target, as in the paper.
+    Differentiation: the assignments and potentials carry no gradient (they are a
+    ``stop_gradient`` target, as in the paper). The objective value ``cost`` is differentiable
+    by Danskin's theorem (METHODS.md §2.3 mode 2) w.r.t. ``logits`` and ``memory``: its gradient
+    is that of ``⟨P, C'⟩`` at the fixed optimal plan ``P``, exact only at convergence (use a tight
+    ``tol``); none w.r.t. ``rho``, ``epsilon`` or ``gamma``.
 
     Args:
       logits: clustering-head logits of the current batch, shape [n, k].
@@ -163,15 +172,36 @@ def p2ot(
     tau_b = jnp.concatenate([jnp.broadcast_to(tau, (k,)), jnp.ones((1,), dtype)])
     tau_a = jnp.ones((cost.shape[0],), dtype)
     s = _solve_relaxed(
-        cost, log_a, log_b, epsilon, tau_a, tau_b, tol=tol, max_steps=max_steps,
+        lax.stop_gradient(cost), log_a, log_b, epsilon, tau_a, tau_b, tol=tol, max_steps=max_steps,
         inner_steps=inner_steps, axis_name=axis_name, init_g=init_g, columns_only=True,
     )
-    f, g = lax.stop_gradient(s.f[-n:]), lax.stop_gradient(s.g)
-    q = total * jnp.exp(_log_plan(f, g[:k], cost[-n:, :k], epsilon))
+    f_all, g = lax.stop_gradient(s.f), lax.stop_gradient(s.g)
+    f = f_all[-n:]
+    q = total * jnp.exp(_log_plan(f, g[:k], lax.stop_gradient(cost[-n:, :k]), epsilon))
     error = lax.stop_gradient(s.error)
+    value = _objective(f_all, g, cost, jnp.exp(log_b), tau_b, epsilon, axis_name)
     return P2OTResult(
-        assignments=q, f=f, g=g, error=error, num_steps=s.step, converged=error < tol,
+        assignments=lax.stop_gradient(q), f=f, g=g, error=error, num_steps=s.step,
+        converged=error < tol, cost=value,
     )
+
+
+def _objective(f, g, cost, b, tau_b, epsilon, axis_name):
+    """P²OT value at the plan of ``(f, g)`` with Danskin's gradient ``P`` w.r.t. ``cost``.
+
+    ``Σ P (C' + ε(ln P − 1)) = Σ P (f + g − ε)`` (from ``ln P = (f + g − C')/ε``) plus the KL
+    penalty on the real columns (``τ = 1`` on the virtual column omits it). Rows are exact and
+    ``f``, ``g`` and the plan are constants; the term ``⟨P, C' − sg(C')⟩`` is zero forward and
+    carries the gradient.
+    """
+    epsilon, tau_b, b = (lax.stop_gradient(x) for x in (epsilon, tau_b, b))
+    p = lax.stop_gradient(jnp.exp(_log_plan(f, g, cost, epsilon)))
+    g_s = jnp.where(jnp.isfinite(g), g, 0.0)  # the virtual column is −inf (and empty) at ρ = 1
+    local = jnp.sum(p * (f[:, None] + g_s[None, :])) - epsilon * jnp.sum(p)
+    cols = _collectives.psum(jnp.sum(p, axis=0), axis_name)
+    value = _collectives.psum(local, axis_name) + _kl_penalty(cols, b, tau_b, epsilon)
+    tangent = _collectives.psum(jnp.sum(p * (cost - lax.stop_gradient(cost))), axis_name)
+    return lax.stop_gradient(value) + tangent
 
 
 def rho_schedule(

@@ -72,12 +72,34 @@ def _check_tau(tau, name, size, side, dtype):
     return jnp.broadcast_to(tau.astype(dtype), (size,))
 
 
-def _kl_penalty(mass, ref, tau, epsilon):
-    """``Σ ρ (m ln(m/r) − m + r)`` with ``ρ = ε τ/(1 − τ)``; entries with ``τ = 1`` contribute 0."""
+def _rho(tau, epsilon):
+    """POT's marginal weight ``ρ = ε τ/(1 − τ)`` for ``τ < 1`` (``τ = 1`` entries get 1, unused)."""
     soft = tau < 1
-    rho = epsilon * tau / jnp.where(soft, 1.0 - tau, 1.0)
-    kl = _xlogx(mass) - mass * jnp.log(ref) - mass + ref
+    return soft, epsilon * tau / jnp.where(soft, 1.0 - tau, 1.0)
+
+
+def _kl_penalty(mass, ref, tau, epsilon):
+    """``Σ ρ (m ln(m/r) − m + r)`` with ``ρ = ε τ/(1 − τ)``; entries with ``τ = 1`` contribute 0.
+
+    A zero reference entry has zero mass (its potential is ``−inf``) and contributes 0.
+    """
+    soft, rho = _rho(tau, epsilon)
+    log_ref = jnp.log(jnp.where(ref > 0, ref, 1.0))
+    kl = jnp.where(ref > 0, _xlogx(mass) - mass * log_ref - mass + ref, 0.0)
     return jnp.sum(jnp.where(soft, rho * kl, 0.0))
+
+
+def _marginal_sensitivity(mass, ref, potential, tau, epsilon):
+    """Danskin derivative of the unbalanced value w.r.t. a reference measure, at a fixed plan.
+
+    Soft entries: ``∂/∂r [ρ (m ln(m/r) − m + r)] = ρ (1 − m/r)``; hard entries (``τ = 1``): the
+    multiplier, i.e. the potential. Zero-reference entries (potential ``−inf``) get 0.
+    """
+    soft, rho = _rho(tau, epsilon)
+    live = ref > 0
+    soft_part = rho * (1.0 - mass / jnp.where(live, ref, 1.0))
+    hard_part = jnp.where(jnp.isfinite(potential), potential, 0.0)
+    return jnp.where(live, jnp.where(soft, soft_part, hard_part), 0.0)
 
 
 def _finite_delta(old, new):
@@ -147,18 +169,25 @@ def sinkhorn_unbalanced(
     The marginals are not attained exactly, so the loop (a ``lax.while_loop``, checked every
     ``inner_steps`` iterations) stops when ``max(max|Δf|, max|Δg|)/ε < tol`` for one iteration.
 
-    Differentiation: none. The potentials are the result of a ``while_loop`` and carry no
-    gradient; use the plan as a constant target (``stop_gradient``, METHODS.md §2.3 mode 1), or
-    :func:`sinkhorn` for implicit gradients of balanced problems.
+    Differentiation: Danskin's theorem for the value only (METHODS.md §2.3 mode 2). ``cost`` has
+    the gradient ``P`` w.r.t. ``C``, ``ρ (1 − P1/a)`` w.r.t. ``a`` (``f`` where ``τ_a = 1``) and
+    ``ρ (1 − Pᵀ1/b)`` w.r.t. ``b`` (``g`` where ``τ_b = 1``), exact only at convergence (use a
+    tight ``tol``); none w.r.t. ``epsilon``, ``tau_a`` or ``tau_b``. The potentials, the plan and
+    the masses are the result of a ``while_loop`` and carry no gradient: use the plan as a
+    constant target (``stop_gradient``, mode 1), or :func:`sinkhorn` for implicit gradients of
+    balanced problems.
+
+    Zero-mass entries: ``a_i = 0`` (``b_k = 0``) gives a zero row (column) of the plan and the
+    potential ``−inf``, with finite ``cost`` and gradients.
 
     From ott-jax: ``sinkhorn_unbalanced(geom.cost_matrix, a, b, epsilon=geom.epsilon,
     tau_a=problem.tau_a, tau_b=problem.tau_b)``.
 
     Args:
       cost: cost matrix ``C``, shape [n, k].
-      a: reference row measure, shape [n], strictly positive; uniform ``1/n`` if None.
-      b: reference column measure, shape [k], strictly positive (any total mass); uniform ``1/k``
-        if None.
+      a: reference row measure, shape [n], nonnegative, not all zero; uniform ``1/n`` if None.
+      b: reference column measure, shape [k], nonnegative, not all zero (any total mass);
+        uniform ``1/k`` if None.
       epsilon: entropic regularisation ``ε > 0``.
       tau_a: row exponent(s) in (0, 1], scalar or shape [n]; 1 keeps the rows exact.
       tau_b: column exponent(s) in (0, 1], scalar or shape [k]; 1 keeps the columns exact.
@@ -175,7 +204,8 @@ def sinkhorn_unbalanced(
 
     Raises:
       TypeError: if ``cost``, ``a`` or ``b`` is not floating point.
-      ValueError: if shapes are wrong, values are not finite, marginals are not positive,
+      ValueError: if shapes are wrong, values are not finite, a marginal has a negative entry or
+        no positive one,
         ``tau_a``/``tau_b`` are outside (0, 1], ``epsilon <= 0`` or ``tol < 0``.
 
     Examples:
@@ -204,22 +234,35 @@ def sinkhorn_unbalanced(
     a = _uniform(n, cost.dtype, axis_name) if a is None else a
     b = jnp.full((k,), 1.0 / k, cost.dtype) if b is None else b
     epsilon = jnp.asarray(epsilon, cost.dtype)
+    # The loop carries no gradient (Danskin below): solve on constants.
     s = _solve_relaxed(
-        cost, jnp.log(a), jnp.log(b), epsilon, tau_a, tau_b, tol=tol, max_steps=max_steps,
-        inner_steps=inner_steps, axis_name=axis_name,
+        *map(lax.stop_gradient, (cost, jnp.log(a), jnp.log(b), epsilon, tau_a, tau_b)), tol=tol,
+        max_steps=max_steps, inner_steps=inner_steps, axis_name=axis_name,
     )
     f, g = lax.stop_gradient(s.f), lax.stop_gradient(s.g)
-    p = jnp.exp(_log_plan(f, g, cost, epsilon))
+    eps_sg, tau_a_sg, tau_b_sg = (lax.stop_gradient(x) for x in (epsilon, tau_a, tau_b))
+    p = lax.stop_gradient(jnp.exp(_log_plan(f, g, cost, eps_sg)))
     rows = jnp.sum(p, axis=1)
     cols = _collectives.psum(jnp.sum(p, axis=0), axis_name)
     # Σ P (C + ε(ln P − 1)) = Σ P (f + g − ε), from ln P = (f + g − C)/ε.
+    f_s, g_s = (jnp.where(jnp.isfinite(x), x, 0.0) for x in (f, g))
     local = (
-        jnp.sum(jnp.where(p > 0, p * (f[:, None] + g[None, :]), 0.0)) - epsilon * jnp.sum(p)
-        + _kl_penalty(rows, a, tau_a, epsilon)
+        jnp.sum(jnp.where(p > 0, p * (f_s[:, None] + g_s[None, :]), 0.0)) - eps_sg * jnp.sum(p)
+        + _kl_penalty(rows, a, tau_a_sg, eps_sg)
     )
-    value = _collectives.psum(local, axis_name) + _kl_penalty(cols, b, tau_b, epsilon)
+    value = _collectives.psum(local, axis_name) + _kl_penalty(cols, b, tau_b_sg, eps_sg)
+    # Danskin: at the optimum the value's derivative is that of the objective at the fixed plan:
+    # P w.r.t. C, and ρ(1 − m/r) (soft) or the potential (hard) w.r.t. a and b. Each term below
+    # is zero in the forward pass and carries exactly that gradient.
+    da = _marginal_sensitivity(rows, a, f, tau_a_sg, eps_sg)
+    db = _marginal_sensitivity(cols, b, g, tau_b_sg, eps_sg)
+    tangent = (
+        _collectives.psum(jnp.sum(p * (cost - lax.stop_gradient(cost)))
+                          + jnp.sum(da * (a - lax.stop_gradient(a))), axis_name)
+        + jnp.sum(db * (b - lax.stop_gradient(b)))
+    )
     error = lax.stop_gradient(s.error)
     return UnbalancedResult(
         f=f, g=g, error=error, num_steps=s.step, converged=error < tol, row_mass=rows,
-        column_mass=cols, cost=lax.stop_gradient(value), epsilon=epsilon,
+        column_mass=cols, cost=lax.stop_gradient(value) + tangent, epsilon=epsilon,
     )

@@ -15,6 +15,8 @@ import pytest
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jax.test_util import check_grads
+
 from jaxclust.assign import P2OTResult, p2ot, plan, rho_schedule, sinkhorn_unbalanced
 
 rng = np.random.default_rng(0)
@@ -55,6 +57,37 @@ def test_matches_numpy_transcription(rho):
     rows = q.sum(1)
     assert (rows >= 0).all() and (rows <= 1 + 1e-12).all()
     np.testing.assert_allclose(q.sum(), 48 * rho, rtol=1e-9)
+
+
+def _numpy_objective(q, logits, rho, epsilon, gamma):
+    """The P²OT objective of the plan ``P = [Q, virtual column]/N``, in float64 NumPy."""
+    n, k = logits.shape
+    z = logits - logits.max(1, keepdims=True)
+    cost = -(z - np.log(np.exp(z).sum(1, keepdims=True)))
+    p = q / n
+    p_virtual = 1.0 / n - p.sum(1)  # rows are exact
+    cols, prior = p.sum(0), rho / k
+    ent = lambda x: (x[x > 0] * (np.log(x[x > 0]) - 1)).sum()  # 0 ln 0 = 0
+    return ((p * cost).sum() + epsilon * (ent(p) + ent(p_virtual))
+            + gamma * (cols * np.log(cols / prior) - cols + prior).sum())
+
+
+@pytest.mark.parametrize("rho", [0.4, 1.0])
+def test_objective_value_and_danskin_gradient(rho):
+    logits = jnp.asarray(LOGITS[:10])
+    result = _solve(logits, rho)
+    q = np.asarray(result.assignments)
+    want = _numpy_objective(q, LOGITS[:10], rho, EPS, GAMMA)
+    np.testing.assert_allclose(float(result.cost), want, rtol=1e-10)
+    # d value / d logits = Jᵀ P through C = −log_softmax(logits): finite differences in float64.
+    check_grads(lambda x: _solve(x, rho).cost, (logits,), order=1, modes=["rev"], eps=1e-6,
+                atol=1e-7, rtol=1e-6)
+    memory, batch = logits[:6], logits[6:]
+    value = lambda m, x: p2ot(x, rho=rho, epsilon=EPS, gamma=GAMMA, memory=m, tol=1e-13,
+                              max_steps=5000).cost
+    grad_m, grad_x = jax.grad(value, argnums=(0, 1))(memory, batch)
+    grad_joint = jax.grad(lambda x: _solve(x, rho).cost)(logits)
+    np.testing.assert_allclose(np.vstack([grad_m, grad_x]), grad_joint, atol=1e-12)
 
 
 def test_rho_one_is_semi_relaxed():
@@ -112,7 +145,7 @@ def test_shard_map_equals_jit_on_sharded_equals_single_device():
     xs = jax.device_put(logits, NamedSharding(mesh, P("data")))
     mapped = jax.jit(jax.shard_map(
         lambda x: fn(x, "data"), mesh=mesh, in_specs=P("data"),
-        out_specs=P2OTResult(P("data"), P("data"), P(), P(), P(), P()),
+        out_specs=P2OTResult(P("data"), P("data"), P(), P(), P(), P(), P()),
     ))(xs)
     on_sharded = jax.jit(fn)(xs)
     for other in (mapped, on_sharded):

@@ -15,7 +15,7 @@ from ott.geometry import geometry
 from ott.solvers import linear
 from scipy.optimize import linear_sum_assignment
 
-from jaxclust.assign import SinkhornResult, apply_plan, plan, sinkhorn
+from jaxclust.assign import SinkhornResult, _sinkhorn, apply_plan, plan, sinkhorn
 
 
 def _problem(n=48, k=6, seed=0):
@@ -53,6 +53,74 @@ def test_matches_pot_and_ott(epsilon):
     np.testing.assert_allclose(float(ours.cost), primal, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(float(ours.cost), float(ours.f @ A + ours.g @ B), rtol=1e-7,
                                atol=1e-9)
+
+
+def test_blocked_fused_sweep_matches_pot(monkeypatch):
+    # Force the CPU cache-blocked sweep on a small problem: 48 rows in 5 blocks of 10 (2 padded
+    # zero-mass rows), float32 and float64, against POT's log-domain solver.
+    monkeypatch.setattr(_sinkhorn, "_BLOCK_ENTRIES", 64)
+    ref = ot.sinkhorn(A, B, COST, reg=0.05, method="sinkhorn_log", stopThr=1e-13,
+                      numItermax=100000)
+    # float32: C/ε reaches ~600, whose rounding (ulp 6e-5) is a ~1e-4 relative error in the
+    # exponent of plan entries ≤ 0.025.
+    for dtype, tol, atol in ((jnp.float64, 1e-11, 1e-9), (jnp.float32, 1e-5, 5e-6)):
+        cost = jnp.asarray(COST, dtype)
+        ours = sinkhorn(cost, jnp.asarray(A, dtype), jnp.asarray(B, dtype), epsilon=0.05, tol=tol,
+                        max_steps=20000)
+        assert bool(ours.converged) and ours.f.shape == (48,)
+        np.testing.assert_allclose(np.asarray(plan(ours, cost)), ref, atol=atol)
+
+
+def test_fused_and_exact_sweeps_give_the_same_iterates(monkeypatch):
+    # The one-exponential sweep is a rewriting of the two max-stabilised LSEs: with it disabled
+    # (bound 0: always exact) the iterates, the stopping step and the error are the same.
+    cost, a, b = jnp.asarray(COST), jnp.asarray(A), jnp.asarray(B)
+    fused = sinkhorn(cost, a, b, epsilon=0.05)
+    monkeypatch.setattr(_sinkhorn, "_FAST_BOUND", 0.0)
+    exact = sinkhorn(cost, a, b, epsilon=0.05)
+    assert int(fused.num_steps) == int(exact.num_steps) > 10
+    np.testing.assert_allclose(fused.f, exact.f, atol=1e-11)
+    np.testing.assert_allclose(fused.g, exact.g, atol=1e-11)
+    np.testing.assert_allclose(float(fused.error), float(exact.error), rtol=1e-8)
+
+
+def test_zero_marginal_entries_match_pot_on_reduced_problem():
+    # a_i = 0 / b_k = 0 drop row i / column k: compare with POT on the problem without them.
+    a, b = A.copy(), B.copy()
+    a[[3, 17, 40]] = 0.0
+    b[2] = 0.0
+    a, b = a / a.sum(), b / b.sum()
+    rows, cols = a > 0, b > 0
+    ref = ot.sinkhorn(a[rows], b[cols], COST[rows][:, cols], reg=0.1, method="sinkhorn_log",
+                      stopThr=1e-13, numItermax=100000)
+    cost = jnp.asarray(COST)
+    solve = jax.jit(lambda c, a, b: sinkhorn(c, a, b, epsilon=0.1, tol=1e-12, max_steps=20000))
+    ours = solve(cost, jnp.asarray(a), jnp.asarray(b))
+    p = np.asarray(plan(ours, cost))
+    assert bool(ours.converged)
+    np.testing.assert_array_equal(p[~rows], 0.0)
+    np.testing.assert_array_equal(p[:, ~cols], 0.0)
+    np.testing.assert_allclose(p[rows][:, cols], ref, atol=1e-10)
+    # Convention: zero-mass potentials are −inf; the others are finite, as is the value.
+    assert np.isneginf(ours.f[~rows]).all() and np.isneginf(ours.g[~cols]).all()
+    assert np.isfinite(ours.f[rows]).all() and np.isfinite(ours.g[cols]).all()
+    reduced = (ref * COST[rows][:, cols]).sum() + 0.1 * (ref * np.log(ref)).sum()
+    np.testing.assert_allclose(float(ours.cost), reduced, rtol=1e-8)
+    # Gradients are finite: Danskin (value) gives the plan; the implicit plan gradient vanishes on
+    # the dropped rows/columns and equals the reduced problem's elsewhere.
+    w = jnp.asarray(np.random.default_rng(7).normal(size=COST.shape))
+    grad_value = jax.grad(lambda c: solve(c, jnp.asarray(a), jnp.asarray(b)).cost)(cost)
+    np.testing.assert_allclose(grad_value, p, atol=1e-10)
+    loss = jax.jit(jax.grad(lambda c, a, b, w: jnp.sum(plan(solve(c, a, b), c) * w)))
+    full = np.asarray(loss(cost, jnp.asarray(a), jnp.asarray(b), w))
+    small = np.asarray(loss(cost[rows][:, cols], jnp.asarray(a[rows]), jnp.asarray(b[cols]),
+                            w[rows][:, cols]))
+    assert np.isfinite(full).all()
+    np.testing.assert_array_equal(full[~rows], 0.0)
+    np.testing.assert_array_equal(full[:, ~cols], 0.0)
+    np.testing.assert_allclose(full[rows][:, cols], small, atol=1e-7)
+    grad_a = jax.grad(lambda a: solve(cost, a, jnp.asarray(b)).cost)(jnp.asarray(a))
+    assert np.isfinite(grad_a).all()
 
 
 def test_default_tol_plan_within_tolerance():
@@ -202,8 +270,12 @@ def test_shard_map_equals_jit_on_sharded_equals_single_device():
     np.testing.assert_allclose(grad_mapped, grad_single, atol=1e-9)
 
 
-def test_jit_on_explicitly_sharded_input():
-    mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Explicit,))
+@pytest.mark.parametrize("axis_type", [AxisType.Explicit, AxisType.Auto])
+def test_jit_on_sharded_input_with_cache_blocks(monkeypatch, axis_type):
+    # Small blocks (48 rows -> 5 blocks of 10, padded) on sharded rows: explicit sharding falls
+    # back to one block, auto sharding lets the partitioner split the padded blocks.
+    monkeypatch.setattr(_sinkhorn, "_BLOCK_ENTRIES", 64)
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(axis_type,))
     cost = jnp.asarray(COST)
     cs = jax.device_put(cost, NamedSharding(mesh, P("data")))
     run = jax.jit(lambda c: sinkhorn(c, epsilon=0.1, tol=1e-8))
@@ -241,8 +313,10 @@ def test_bad_inputs():
         sinkhorn(cost, jnp.ones(5) / 5)
     with pytest.raises(ValueError, match=r"b must have shape \[k\] = \(6,\), got \(5,\)"):
         sinkhorn(cost, None, jnp.ones(5) / 5)
-    with pytest.raises(ValueError, match="a must be strictly positive"):
+    with pytest.raises(ValueError, match="a must have at least one positive entry; got all zeros"):
         sinkhorn(cost, jnp.zeros(48))
+    with pytest.raises(ValueError, match="b must be nonnegative; got min -0.5"):
+        sinkhorn(cost, None, jnp.array([1.0, 0.5, -0.5, 0.0, 0.0, 0.0]))
     with pytest.raises(ValueError, match="a and b must have the same total mass"):
         sinkhorn(cost, jnp.ones(48), jnp.ones(6))
     with pytest.raises(ValueError, match=r"got sum\(a\)=2 and sum\(b\)=1;"):

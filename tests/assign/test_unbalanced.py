@@ -10,6 +10,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 from ott.geometry import geometry
 from ott.problems.linear import linear_problem
+from jax.test_util import check_grads
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxclust.assign import UnbalancedResult, plan, sinkhorn, sinkhorn_unbalanced
@@ -153,3 +154,45 @@ def test_bad_inputs():
         sinkhorn_unbalanced(cost, None, jnp.ones(3))
     with pytest.raises(ValueError, match="epsilon must be a finite number > 0, got -1.0"):
         sinkhorn_unbalanced(cost, epsilon=-1.0)
+    with pytest.raises(ValueError, match="a must be nonnegative; got min -1.0"):
+        sinkhorn_unbalanced(cost, -jnp.ones(40))
+    with pytest.raises(ValueError, match="b must have at least one positive entry"):
+        sinkhorn_unbalanced(cost, None, jnp.zeros(5))
+
+
+@pytest.mark.parametrize("tau_a,tau_b", [(0.7, 0.4), (1.0, 0.5)])
+def test_value_gradient_is_danskin(tau_a, tau_b):
+    # d cost / dC = P, and finite differences (float64) w.r.t. C, a and b.
+    cost, a, b = jnp.asarray(COST[:8]), jnp.asarray(A[:8] / A[:8].sum()), jnp.asarray(B)
+    value = jax.jit(lambda c, a, b: sinkhorn_unbalanced(
+        c, a, b, epsilon=EPS, tau_a=tau_a, tau_b=tau_b, tol=1e-13, max_steps=20000).cost)
+    result = sinkhorn_unbalanced(cost, a, b, epsilon=EPS, tau_a=tau_a, tau_b=tau_b, tol=1e-13,
+                                 max_steps=20000)
+    np.testing.assert_allclose(jax.grad(value)(cost, a, b), plan(result, cost), atol=1e-12)
+    check_grads(value, (cost, a, b), order=1, modes=["rev"], eps=1e-6, atol=1e-7, rtol=1e-6)
+
+
+def test_zero_mass_entries_match_pot_on_reduced_problem():
+    a, b = A.copy(), B.copy()
+    a[[0, 9]] = 0.0
+    b[3] = 0.0
+    rows, cols = a > 0, b > 0
+    ours = _solve(jnp.asarray(COST), jnp.asarray(a), jnp.asarray(b), 0.7, 0.4)
+    p = np.asarray(plan(ours, jnp.asarray(COST)))
+    with pytest.warns(UserWarning, match="overwritten"):
+        ref = ot.unbalanced.sinkhorn_unbalanced(
+            a[rows], b[cols], COST[rows][:, cols], reg=EPS, reg_m=(_reg_m(0.7), _reg_m(0.4)),
+            method="sinkhorn_stabilized", reg_type="entropy", stopThr=1e-14, numItermax=100000,
+        )
+    assert bool(ours.converged)
+    np.testing.assert_array_equal(p[~rows], 0.0)
+    np.testing.assert_array_equal(p[:, ~cols], 0.0)
+    np.testing.assert_allclose(p[rows][:, cols], ref, atol=1e-10)
+    assert np.isneginf(ours.f[~rows]).all() and np.isfinite(ours.f[rows]).all()
+    value = lambda c, a, b: _solve(c, a, b, 0.7, 0.4).cost
+    reduced = value(jnp.asarray(COST[rows][:, cols]), jnp.asarray(a[rows]), jnp.asarray(b[cols]))
+    np.testing.assert_allclose(float(ours.cost), float(reduced), rtol=1e-10)
+    grads = jax.grad(value, argnums=(0, 1, 2))(jnp.asarray(COST), jnp.asarray(a), jnp.asarray(b))
+    for grad in grads:
+        assert np.isfinite(np.asarray(grad)).all()
+    np.testing.assert_allclose(grads[0], p, atol=1e-12)
