@@ -11,7 +11,9 @@ Phases (METHODS.md §3.1, §6.1):
 2. ``cluster``: centres from k-means (best of 20) on the embeddings, then the DEC loss
    ``KL(P‖Q)`` on the encoder and centres only (the decoder is discarded, as in the paper;
    IDEC keeps it and adds the reconstruction term) with the target ``P`` recomputed on the whole
-   dataset every ``update_interval`` steps.
+   dataset every ``update_interval`` steps (``target="dataset"``, the papers'), or from each
+   batch's own ``Q`` (``target="batch"``, as ClustPy and other re-implementations do;
+   METHODS.md §3.1).
 
 With ``config.augment`` (configs ``dec_da.py``, ``idec_da.py``) both phases see randomly warped
 digits instead of the originals, as in DEC-DA (Guo, Zhu, Liu, Yin, "Deep Embedded Clustering with
@@ -35,6 +37,8 @@ from jaxclust import nn as jcnn
 
 
 def build(config, data: Data) -> Recipe:
+    if config.target not in ("dataset", "batch"):
+        raise ValueError(f"config.target must be 'dataset' or 'batch', got {config.target!r}.")
     x = data.x.reshape(data.n, -1)
     model = jcnn.MLPAutoencoder(features=x.shape[1], hidden=tuple(config.hidden),
                                 latent=config.latent)
@@ -77,7 +81,10 @@ def build(config, data: Data) -> Recipe:
         else:
             z = encode(params, xb)
         q = jaxclust.losses.dec_soft_assignment(z, params["centroids"], alpha=config.alpha)
-        p = extra["p"][batch["index"]]
+        if config.target == "batch":  # f from this batch's q (ClustPy and other re-implementations)
+            p = jax.lax.stop_gradient(jaxclust.losses.dec_target(q))
+        else:  # the paper's: P over the whole dataset, refreshed every update_interval steps
+            p = extra["p"][batch["index"]]
         kl = jaxclust.losses.dec_loss(q, p).mean()
         if not idec:
             return kl, ({"kl": kl}, batch_stats)
@@ -104,7 +111,8 @@ def build(config, data: Data) -> Recipe:
               adam(config.pretrain_lr), pretrain_loss),
         Phase("cluster", phase_steps(config, config.cluster_epochs, steps_per_epoch),
               adam(config.cluster_lr),
-              cluster_loss, start_fn=init_centroids, refresh_every=config.update_interval,
+              cluster_loss, start_fn=init_centroids,
+              refresh_every=config.update_interval if config.target == "dataset" else 0,
               refresh_fn=refresh_target,
               trainable=None if idec else (lambda name: not name.startswith("decoder"))),
     ]

@@ -44,7 +44,7 @@ def test_killed_and_resumed_run_is_bit_identical(tmp_path):
     # 3 phases' worth of work: pretraining and clustering with target refreshes, checkpoints
     # every 4 steps, killed at step 10 (not a checkpoint step: steps 9-10 are redone).
     arg = ("smoke,max_steps_per_phase=-1,pretrain_epochs=1,cluster_epochs=1,batch_size=128,"
-           "update_interval=5,checkpoint_every=4")
+           "update_interval=5,target=dataset,checkpoint_every=4")
     whole = train.train_and_evaluate(_config("idec", arg), tmp_path / "whole")
     assert whole["steps"] == 2 * (1797 // 128)
     stopped = train.train_and_evaluate(_config("idec", arg + ",stop_after=18"), tmp_path / "cut")
