@@ -91,3 +91,23 @@ def test_seeds_summarises_every_seed(tmp_path):
     row = next(line for line in out.splitlines() if line.startswith("| p2ot |"))
     acc = np.asarray(summary["acc"])
     assert f"{acc.mean():.3f} ± {acc.std(ddof=1):.3f}" in row
+
+
+def test_kmeans_baseline_matches_a_direct_kmeans_run():
+    import subprocess
+    import sys
+
+    import jaxclust.cluster
+    import jaxclust.data
+    import jaxclust.metrics
+
+    root = pathlib.Path(__file__).parents[2]
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.kmeans_baseline", "--dataset=digits", "--seeds=3"],
+        cwd=root, capture_output=True, text=True, timeout=300, check=True).stdout
+    ds = jaxclust.data.load("digits")
+    labels = jaxclust.cluster.kmeans(np.asarray(ds.x, np.float32), k=10,
+                                     key=jax.random.key(3), n_init=10).labels
+    acc = float(jaxclust.metrics.accuracy(ds.y, labels))
+    line = next(l for l in out.splitlines() if l.startswith("acc"))
+    assert f"{acc:.3f} ± 0.000" in line
