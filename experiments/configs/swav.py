@@ -26,7 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.epsilon = 0.05
     config.sinkhorn_steps = 3
     config.freeze_prototypes_steps = 50  # SwAV: 313 iterations
-    config.epochs = 40
+    config.epochs = 100  # seed 0 on MNIST-5k: ACC 0.477 with 40 epochs, 0.715 with 100
     config.lr = 1e-3
     config.weight_decay = 0.0
     add_augmentation(config)
