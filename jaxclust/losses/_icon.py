@@ -5,6 +5,10 @@ distribution over the neighbours ``j ≠ i`` of anchor ``i`` (the diagonal is ``
 ``icon_*`` constructors build the supervisory distribution ``p`` (pairs, labels, kNN graph,
 Gaussian kernel, cluster co-membership) and the learned one ``q`` (cosine softmax, Student-t,
 Gaussian, cluster co-membership); :func:`icon_loss` returns ``KL(p(·|i) ‖ q(·|i))`` per anchor.
+
+Data parallelism: inside ``jax.shard_map``, call the constructors with ``axis_name``; each returns
+this shard's ``n`` anchor rows against the ``N`` samples of the global batch (gathered from all
+shards, shard by shard), and :func:`icon_loss`, which works row by row, needs no ``axis_name``.
 """
 
 from __future__ import annotations
@@ -14,20 +18,28 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
-from jaxclust import _checks
+from jaxclust import _checks, _collectives
 from jaxclust._typing import ScalarLike
 from jaxclust.losses._contrastive import (
     _check_temperature,
     _dot,
+    _gather,
+    _global_offset,
     _mask,
     _normalize,
     _squared_distances,
 )
 
 
-def _off_diagonal(logits):
-    n = logits.shape[0]
-    return jnp.where(jnp.eye(n, dtype=bool), -jnp.inf, logits)
+def _is_self(n, num, axis_name):
+    """``[n, N]`` mask of each local anchor's own column in the gathered (shard-major) batch."""
+    self_col = _global_offset(n, axis_name) + jnp.arange(n)
+    return jnp.arange(num)[None, :] == self_col[:, None]
+
+
+def _off_diagonal(logits, axis_name=None):
+    n, num = logits.shape
+    return jnp.where(_is_self(n, num, axis_name), -jnp.inf, logits)
 
 
 def _row_log_normalize(log_w):
@@ -67,6 +79,11 @@ def icon_loss(
       kernels and limits are not pinned down here).
     - **Debiasing**: mix ``p`` with the uniform distribution over ``j ≠ i`` before the call,
       ``log((1 − α) p + α u)``.
+
+    Each anchor's loss depends on its own row only, so there is no ``axis_name``: under
+    ``jax.shard_map`` pass the rows built by the constructors with ``axis_name`` (this shard's
+    anchors against the global batch) and average over anchors globally (``psum`` of the sum and
+    of the count).
 
     Args:
       log_p: supervisory log-probabilities (or log-weights if ``normalize``), shape [n, m];
@@ -115,17 +132,25 @@ def icon_loss(
     return jnp.where(valid & has_p, kl, 0.0)
 
 
-def icon_pairs(num_pairs: int) -> Float[Array, "n n"]:
+def icon_pairs(num_pairs: int, *, axis_name: str | None = None) -> Float[Array, "n n"]:
     r"""``ln p`` for augmentation pairs: ``p(j|i) = 1[j = π(i)]`` over ``n = 2·num_pairs`` items.
 
     Items are stacked view-major, ``[z1; z2]``, as in :func:`jaxclust.losses.nt_xent`, so the
     partner of item ``i`` is ``(i + num_pairs) mod 2·num_pairs``.
 
     Args:
-      num_pairs: number of pairs (static).
+      num_pairs: number of pairs (static); the per-shard count under ``axis_name``.
+      axis_name: set only inside ``jax.shard_map`` with the pairs split over this mesh axis,
+        each shard stacking its own ``[z1; z2]`` (``2·num_pairs`` items). The columns are then
+        the items of all shards in the order the other constructors gather them (shard ``s``
+        owns columns ``2·num_pairs·s`` to ``2·num_pairs·(s+1) − 1``), and the partner of local
+        item ``i`` is column ``2·num_pairs·s + (i + num_pairs) mod 2·num_pairs``. The per-anchor
+        losses are those of the single-device call on the global batch (a row's KL does not
+        depend on the order of the columns).
 
     Returns:
-      Log-probabilities [2·num_pairs, 2·num_pairs]: 0 at the partner, ``-inf`` elsewhere.
+      Log-probabilities [2·num_pairs, 2·num_pairs] (columns ``2·num_pairs·S`` over ``S``
+      shards under ``axis_name``): 0 at the partner, ``-inf`` elsewhere.
 
     Raises:
       TypeError, ValueError: ``num_pairs`` not a positive int.
@@ -137,13 +162,17 @@ def icon_pairs(num_pairs: int) -> Float[Array, "n n"]:
              [  0., -inf]], dtype=float...)
     """
     b = _checks.check_positive_int(num_pairs, "num_pairs")
+    shards = 1 if axis_name is None else lax.psum(1, axis_name)
     idx = jnp.arange(2 * b)
-    partner = (idx + b) % (2 * b)
-    return jnp.where(idx[None, :] == partner[:, None], 0.0, -jnp.inf)
+    partner = 2 * b * _collectives.shard_index(axis_name) + (idx + b) % (2 * b)
+    return jnp.where(jnp.arange(2 * b * shards)[None, :] == partner[:, None], 0.0, -jnp.inf)
 
 
 def icon_labels(
-    labels: Int[Array, " n"], *, where: Bool[Array, " n"] | None = None
+    labels: Int[Array, " n"],
+    *,
+    where: Bool[Array, " n"] | None = None,
+    axis_name: str | None = None,
 ) -> Float[Array, "n n"]:
     r"""``ln p`` for supervision by labels: ``p(j|i) = 1[y_j = y_i, j ≠ i] / |P(i)|``.
 
@@ -153,9 +182,15 @@ def icon_labels(
     Args:
       labels: integer labels, shape [n].
       where: optional validity mask [n].
+      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
+        axis; then ``n`` is the per-shard count, the rows are this shard's anchors and the
+        columns the ``N`` samples of the global batch, gathered from all shards in shard order
+        with a differentiable ``all_gather``: the result is this shard's rows of the
+        single-device matrix of the global batch. Under plain ``jax.jit`` on sharded arrays
+        leave it None and XLA inserts the collectives.
 
     Returns:
-      Log-probabilities [n, n].
+      Log-probabilities [n, n] ([n, N] under ``axis_name``).
 
     Raises:
       TypeError: non-integer labels; ValueError: bad rank or mask length.
@@ -169,13 +204,17 @@ def icon_labels(
     labels = _checks.as_int_array(labels, "labels", 1, "[n]")
     n = labels.shape[0]
     valid = _mask(where, n, "where", "labels") & (labels >= 0)
-    same = (labels[:, None] == labels[None, :]) & valid[:, None] & valid[None, :]
-    same = same & ~jnp.eye(n, dtype=bool)
+    labels_all = _gather(labels, axis_name)
+    valid_all = _gather(valid, axis_name)
+    same = (labels[:, None] == labels_all[None, :]) & valid[:, None] & valid_all[None, :]
+    same = same & ~_is_self(n, labels_all.shape[0], axis_name)
     count = jnp.sum(same, axis=1, keepdims=True)
     return jnp.where(same, -jnp.log(jnp.maximum(count, 1).astype(jnp.result_type(float))), -jnp.inf)
 
 
-def icon_knn(x: Float[Array, "n d"], *, k: int) -> Float[Array, "n n"]:
+def icon_knn(
+    x: Float[Array, "n d"], *, k: int, axis_name: str | None = None
+) -> Float[Array, "n n"]:
     r"""``ln p`` uniform over the ``k`` nearest neighbours (squared Euclidean, self excluded).
 
     ``p(j|i) = 1[j ∈ kNN(i)] / k``: the random-walk row of the kNN affinity graph. Ties are broken
@@ -183,10 +222,17 @@ def icon_knn(x: Float[Array, "n d"], *, k: int) -> Float[Array, "n n"]:
 
     Args:
       x: features, shape [n, d] (typically frozen).
-      k: neighbours per anchor, ``1 ≤ k < n`` (static).
+      k: neighbours per anchor, ``1 ≤ k < n`` (``k < N``, the global count, under
+        ``axis_name``; static).
+      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
+        axis; then ``n`` is the per-shard count, the rows are this shard's anchors and the
+        columns the ``N`` samples of the global batch, gathered from all shards in shard order
+        with a differentiable ``all_gather``: the result is this shard's rows of the
+        single-device matrix of the global batch. Under plain ``jax.jit`` on sharded arrays
+        leave it None and XLA inserts the collectives.
 
     Returns:
-      Log-probabilities [n, n].
+      Log-probabilities [n, n] ([n, N] under ``axis_name``).
 
     Raises:
       TypeError, ValueError: bad ``x`` or ``k``.
@@ -202,16 +248,21 @@ def icon_knn(x: Float[Array, "n d"], *, k: int) -> Float[Array, "n n"]:
     x = _checks.as_float_array(x, "x", 2, "[n, d]")
     n = x.shape[0]
     k = _checks.check_positive_int(k, "k")
-    if k >= n:
-        raise ValueError(f"k must be < the number of samples n={n}, got k={k}.")
-    neg = _off_diagonal(-_squared_distances(x, x))
-    _, idx = lax.top_k(neg, k)
-    chosen = jnp.zeros((n, n), bool).at[jnp.arange(n)[:, None], idx].set(True)
+    x_all = _gather(x, axis_name)
+    num = x_all.shape[0]
+    if k >= num:
+        raise ValueError(f"k must be < the number of samples n={num}, got k={k}.")
+    neg = _off_diagonal(-_squared_distances(x, x_all), axis_name)
+    _, idx = lax.top_k(neg, k)  # ties go to the lower global index, as on one device
+    chosen = jnp.zeros((n, num), bool).at[jnp.arange(n)[:, None], idx].set(True)
     return jnp.where(chosen, -jnp.log(jnp.asarray(k, neg.dtype)), -jnp.inf)
 
 
 def icon_gaussian(
-    x: Float[Array, "n d"], *, sigma: ScalarLike | Float[Array, " n"] = 1.0
+    x: Float[Array, "n d"],
+    *,
+    sigma: ScalarLike | Float[Array, " n"] = 1.0,
+    axis_name: str | None = None,
 ) -> Float[Array, "n n"]:
     r"""``ln p`` (or ``ln q``) of a Gaussian kernel: ``p(j|i) ∝ exp(−‖x_i − x_j‖² / 2σ_i²)``.
 
@@ -221,10 +272,18 @@ def icon_gaussian(
 
     Args:
       x: points, shape [n, d].
-      sigma: bandwidth ``σ > 0``, a scalar or shape [n]. May be traced.
+      sigma: bandwidth ``σ > 0``, a scalar or shape [n] (this shard's anchors under
+        ``axis_name``). May be traced.
+      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
+        axis; then ``n`` is the per-shard count, the rows are this shard's anchors and the
+        columns the ``N`` samples of the global batch, gathered from all shards in shard order
+        with a differentiable ``all_gather``: the result is this shard's rows of the
+        single-device matrix of the global batch. Under plain ``jax.jit`` on sharded arrays
+        leave it None and XLA inserts the collectives.
 
     Returns:
-      Row-normalised log-probabilities [n, n] with a ``-inf`` diagonal.
+      Row-normalised log-probabilities [n, n] ([n, N] under ``axis_name``) with a ``-inf``
+      diagonal.
 
     Raises:
       TypeError, ValueError: bad ``x`` or a ``sigma`` of the wrong shape.
@@ -240,20 +299,28 @@ def icon_gaussian(
     if sigma.ndim not in (0, 1) or (sigma.ndim == 1 and sigma.shape[0] != x.shape[0]):
         raise ValueError(f"sigma must be a scalar or have shape ({x.shape[0]},), got {sigma.shape}.")
     scale = 2.0 * jnp.broadcast_to(sigma, (x.shape[0],)) ** 2
-    return jax.nn.log_softmax(_off_diagonal(-_squared_distances(x, x) / scale[:, None]), axis=1)
+    sq = _squared_distances(x, _gather(x, axis_name))
+    return jax.nn.log_softmax(_off_diagonal(-sq / scale[:, None], axis_name), axis=1)
 
 
 def icon_cosine(
-    z: Float[Array, "n d"], *, temperature: ScalarLike = 0.5
+    z: Float[Array, "n d"], *, temperature: ScalarLike = 0.5, axis_name: str | None = None
 ) -> Float[Array, "n n"]:
     r"""``ln q`` of the contrastive softmax: ``q(j|i) = softmax_{j≠i}(⟨ẑ_i, ẑ_j⟩ / τ)``.
 
     Args:
       z: embeddings, shape [n, d] (normalised inside).
       temperature: ``τ > 0``. May be traced.
+      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
+        axis; then ``n`` is the per-shard count, the rows are this shard's anchors and the
+        columns the ``N`` samples of the global batch, gathered from all shards in shard order
+        with a differentiable ``all_gather``: the result is this shard's rows of the
+        single-device matrix of the global batch. Under plain ``jax.jit`` on sharded arrays
+        leave it None and XLA inserts the collectives.
 
     Returns:
-      Row-normalised log-probabilities [n, n] with a ``-inf`` diagonal.
+      Row-normalised log-probabilities [n, n] ([n, N] under ``axis_name``) with a ``-inf``
+      diagonal.
 
     Raises:
       TypeError, ValueError: bad ``z`` or temperature.
@@ -267,10 +334,13 @@ def icon_cosine(
     z = _checks.as_float_array(z, "z", 2, "[n, d]")
     _check_temperature(temperature)
     zn = _normalize(z)
-    return jax.nn.log_softmax(_off_diagonal(_dot(zn, zn) / temperature), axis=1)
+    logits = _dot(zn, _gather(zn, axis_name)) / temperature
+    return jax.nn.log_softmax(_off_diagonal(logits, axis_name), axis=1)
 
 
-def icon_student_t(z: Float[Array, "n d"], *, dof: ScalarLike = 1.0) -> Float[Array, "n n"]:
+def icon_student_t(
+    z: Float[Array, "n d"], *, dof: ScalarLike = 1.0, axis_name: str | None = None
+) -> Float[Array, "n n"]:
     r"""``ln q`` of a Student-t kernel: ``q(j|i) ∝ (1 + ‖z_i − z_j‖²/ν)^{−(ν+1)/2}``.
 
     With ``ν = 1`` this is the heavy-tailed kernel of t-SNE (conditional form) and of DEC.
@@ -278,9 +348,16 @@ def icon_student_t(z: Float[Array, "n d"], *, dof: ScalarLike = 1.0) -> Float[Ar
     Args:
       z: embeddings, shape [n, d].
       dof: degrees of freedom ``ν > 0``, default 1. May be traced.
+      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
+        axis; then ``n`` is the per-shard count, the rows are this shard's anchors and the
+        columns the ``N`` samples of the global batch, gathered from all shards in shard order
+        with a differentiable ``all_gather``: the result is this shard's rows of the
+        single-device matrix of the global batch. Under plain ``jax.jit`` on sharded arrays
+        leave it None and XLA inserts the collectives.
 
     Returns:
-      Row-normalised log-probabilities [n, n] with a ``-inf`` diagonal.
+      Row-normalised log-probabilities [n, n] ([n, N] under ``axis_name``) with a ``-inf``
+      diagonal.
 
     Raises:
       TypeError, ValueError: bad ``z``.
@@ -292,25 +369,37 @@ def icon_student_t(z: Float[Array, "n d"], *, dof: ScalarLike = 1.0) -> Float[Ar
       Array([0. , 0.833, 0.167], dtype=float...)
     """
     z = _checks.as_float_array(z, "z", 2, "[n, d]")
-    log_kernel = -(dof + 1.0) / 2.0 * jnp.log1p(_squared_distances(z, z) / dof)
-    return jax.nn.log_softmax(_off_diagonal(log_kernel), axis=1)
+    sq = _squared_distances(z, _gather(z, axis_name))
+    log_kernel = -(dof + 1.0) / 2.0 * jnp.log1p(sq / dof)
+    return jax.nn.log_softmax(_off_diagonal(log_kernel, axis_name), axis=1)
 
 
 def icon_comembership(
-    log_phi: Float[Array, "n k"], *, where: Bool[Array, " n"] | None = None
+    log_phi: Float[Array, "n k"],
+    *,
+    where: Bool[Array, " n"] | None = None,
+    axis_name: str | None = None,
 ) -> Float[Array, "n n"]:
     r"""``ln q`` (or ``ln p``) of cluster co-membership: ``j`` is drawn uniformly from ``i``'s cluster.
 
     ``q(j|i) ∝ Σ_c φ_ic φ_jc / Σ_l φ_lc`` over ``j ≠ i``, with ``φ = exp(log_phi)`` the (soft)
-    cluster assignments, computed in the log domain (peak memory ``n·n·k``).
+    cluster assignments, computed in the log domain (peak memory ``n·n·k``, ``n·N·k`` under
+    ``axis_name``). The cluster sizes ``Σ_l φ_lc`` run over the global batch.
 
     Args:
       log_phi: log cluster assignments, shape [n, k] (e.g. ``log_softmax`` of cluster logits;
         one-hot assignments as ``0`` / ``-inf``).
       where: optional validity mask [n]; invalid samples are nobody's neighbour.
+      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
+        axis; then ``n`` is the per-shard count, the rows are this shard's anchors and the
+        columns the ``N`` samples of the global batch, gathered from all shards in shard order
+        with a differentiable ``all_gather``: the result is this shard's rows of the
+        single-device matrix of the global batch. Under plain ``jax.jit`` on sharded arrays
+        leave it None and XLA inserts the collectives.
 
     Returns:
-      Row-normalised log-probabilities [n, n] with a ``-inf`` diagonal.
+      Row-normalised log-probabilities [n, n] ([n, N] under ``axis_name``) with a ``-inf``
+      diagonal.
 
     Raises:
       TypeError, ValueError: bad ``log_phi`` or mask.
@@ -326,15 +415,18 @@ def icon_comembership(
     n = log_phi.shape[0]
     valid = _mask(where, n, "where", "log_phi")
     log_phi = jnp.where(valid[:, None], log_phi, -jnp.inf)
-    size = jnp.where(valid[:, None], log_phi, -jnp.inf)
-    col_ok = jnp.any(jnp.isfinite(size), axis=0)
-    log_size = jnp.where(col_ok, jax.nn.logsumexp(jnp.where(col_ok[None, :], size, 0.0), axis=0),
-                         jnp.inf)
+    # Columns (and cluster sizes) range over the global batch: gather the neighbours.
+    log_phi_all = _gather(log_phi, axis_name)
+    valid_all = _gather(valid, axis_name)
+    col_ok = jnp.any(jnp.isfinite(log_phi_all), axis=0)
+    log_size = jnp.where(
+        col_ok, jax.nn.logsumexp(jnp.where(col_ok[None, :], log_phi_all, 0.0), axis=0), jnp.inf
+    )
     # log Σ_c φ_ic φ_jc / |c| as an LSE over clusters; pairs sharing no cluster stay -inf.
-    terms = log_phi[:, None, :] + log_phi[None, :, :] - log_size[None, None, :]
+    terms = log_phi[:, None, :] + log_phi_all[None, :, :] - log_size[None, None, :]
     finite = jnp.isfinite(terms)
     any_f = jnp.any(finite, axis=2)
     log_w = jax.nn.logsumexp(jnp.where(any_f[:, :, None], jnp.where(finite, terms, -jnp.inf), 0.0),
                              axis=2)
-    log_w = jnp.where(any_f & valid[None, :], log_w, -jnp.inf)
-    return _row_log_normalize(_off_diagonal(log_w))
+    log_w = jnp.where(any_f & valid_all[None, :], log_w, -jnp.inf)
+    return _row_log_normalize(_off_diagonal(log_w, axis_name))

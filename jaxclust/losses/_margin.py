@@ -42,6 +42,12 @@ def margin_softmax_loss(
     - ``easy_margin=True``: apply the margin only where ``cos θ_y > 0`` (``θ_y < π/2``) and use
       ``cos θ_y`` otherwise.
 
+    The loss is separable: row ``i`` depends only on ``z[i]``, ``labels[i]`` and the prototypes,
+    with no coupling across the batch, so there is no ``axis_name``. Under ``jax.shard_map``
+    with the rows split over a mesh axis and the prototypes replicated, take the global mean
+    yourself (``psum`` of the sum and of the count); ``shard_map`` then sums the prototype
+    gradients of the shards.
+
     Args:
       z: embeddings, shape [n, d] (normalised inside).
       labels: target prototype of each row in ``[0, k)``, shape [n].

@@ -19,6 +19,7 @@ def prototypical_loss(
     num_classes: int,
     support_where: Bool[Array, " m"] | None = None,
     where: Bool[Array, " n"] | None = None,
+    axis_name: str | None = None,
 ) -> Float[Array, " n"]:
     r"""Negative log-likelihood of each query under the prototypical-network classifier.
 
@@ -40,6 +41,12 @@ def prototypical_loss(
       num_classes: number of classes ``N_way`` in the episode (static: changing it recompiles).
       support_where: optional validity mask [m] over support examples.
       where: optional validity mask [n] over queries; invalid queries get 0.
+      axis_name: set only inside ``jax.shard_map`` with the sample axes of both the support set
+        and the queries split over this mesh axis; then ``m`` and ``n`` are per-shard counts,
+        the prototypes are the class means of the global support set (per-class sums and counts
+        combined with ``psum``), and the result equals the single-device losses of this shard's
+        queries. Under plain ``jax.jit`` on sharded arrays leave it None and XLA inserts the
+        collectives.
 
     Returns:
       Per-query losses, shape [n].
@@ -77,8 +84,8 @@ def prototypical_loss(
     s_valid = s_valid & (support_labels >= 0) & (support_labels < k)
     w = s_valid.astype(support.dtype)
     ids = jnp.where(s_valid, support_labels, k)  # out of range: dropped
-    sums = _collectives.segment_sum(w[:, None] * support, ids, k)
-    counts = _collectives.segment_sum(w, ids, k)
+    sums = _collectives.psum(_collectives.segment_sum(w[:, None] * support, ids, k), axis_name)
+    counts = _collectives.psum(_collectives.segment_sum(w, ids, k), axis_name)
     present = counts > 0
     protos = sums / jnp.maximum(counts, 1.0)[:, None]
     logits = jnp.where(present[None, :], -_squared_distances(queries, protos), -jnp.inf)

@@ -6,16 +6,22 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
-from jaxclust import _checks
+from jaxclust import _checks, _collectives
 from jaxclust._typing import ScalarLike
-from jaxclust.losses._contrastive import _mask, _normalize, _squared_distances
+from jaxclust.losses._contrastive import (
+    _gather,
+    _global_offset,
+    _mask,
+    _normalize,
+    _squared_distances,
+)
 
 _MINING = ("semi-hard", "batch-hard")
 _CHUNK_BUDGET = 1 << 24  # entries of the [chunk, n, n] semi-hard tensor held at once
 
 
-def _pairwise(x, squared):
-    sq = _squared_distances(x, x)
+def _pairwise(x, y, squared):
+    sq = _squared_distances(x, y)
     if squared:
         return sq
     # sqrt has an infinite slope at 0 (self-distances, duplicates): guard value and gradient.
@@ -32,6 +38,7 @@ def triplet_loss(
     squared: bool = True,
     normalize: bool = True,
     where: Bool[Array, " n"] | None = None,
+    axis_name: str | None = None,
 ) -> Float[Array, ""]:
     r"""Triplet loss ``max(0, d(a,p) − d(a,n) + α)`` with negatives mined inside the batch.
 
@@ -47,8 +54,9 @@ def triplet_loss(
 
     Pairs or anchors without any negative (a batch of one class) and anchors without a positive
     are left out of the mean; the loss is 0 when nothing is left. The loss is batch-coupled (a
-    scalar). Semi-hard mining looks at ``[n, n]`` candidates per anchor, in chunks of anchors so
-    that at most about 16M entries are held at once.
+    scalar). Semi-hard mining looks at ``[n, n]`` candidates per anchor (``[N, N]`` with ``N``
+    the global batch under ``axis_name``), in chunks of anchors so that at most about 16M entries
+    are held at once.
 
     Args:
       x: embeddings, shape [n, d].
@@ -59,6 +67,12 @@ def triplet_loss(
         gradient of the square root is guarded at 0).
       normalize: L2-normalise the embeddings first (FaceNet embeds on the unit sphere).
       where: optional validity mask [n]; invalid samples take no part in any triplet.
+      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
+        axis; then ``n`` is the per-shard count, positives and negatives are mined among the
+        embeddings and labels of all shards (gathered with a differentiable ``all_gather``), the
+        mean runs over the anchors (pairs) of the global batch, and every shard returns the
+        single-device loss of the global batch. Under plain ``jax.jit`` on sharded arrays leave
+        it None and XLA inserts the collectives.
 
     Returns:
       The mean triplet loss, a scalar.
@@ -89,10 +103,16 @@ def triplet_loss(
     valid = _mask(where, n, "where", "x") & (labels >= 0)
     if normalize:
         x = _normalize(x)
-    dist = _pairwise(x, squared)
-    same = labels[:, None] == labels[None, :]
-    both = valid[:, None] & valid[None, :]
-    pos = both & same & ~jnp.eye(n, dtype=bool)
+    # Rows are this shard's anchors, columns the candidates of the global batch (shard-major).
+    x_all = _gather(x, axis_name)
+    labels_all = _gather(labels, axis_name)
+    valid_all = _gather(valid, axis_name)
+    num = x_all.shape[0]
+    dist = _pairwise(x, x_all, squared)  # [n, N]
+    same = labels[:, None] == labels_all[None, :]
+    both = valid[:, None] & valid_all[None, :]
+    self_col = _global_offset(n, axis_name) + jnp.arange(n)
+    pos = both & same & (jnp.arange(num)[None, :] != self_col[:, None])
     neg = both & ~same
     has_neg = jnp.any(neg, axis=1)
     if mining == "batch-hard":
@@ -103,7 +123,7 @@ def triplet_loss(
             jnp.where(ok, hardest_pos, 0.0) - jnp.where(ok, hardest_neg, 0.0) + margin, 0.0
         )
         per = jnp.where(ok, per, 0.0)
-        return jnp.sum(per) / jnp.maximum(jnp.sum(ok), 1).astype(per.dtype)
+        return _global_mean(per, ok, axis_name)
 
     def one_anchor(a):
         d_a, neg_a = dist[a], neg[a]
@@ -116,6 +136,13 @@ def triplet_loss(
         d_an = jnp.where(ok, d_an, 0.0)
         return jnp.where(ok, jnp.maximum(d_ap - d_an + margin, 0.0), 0.0), ok
 
-    batch = max(1, min(n, _CHUNK_BUDGET // max(n * n, 1)))
+    batch = max(1, min(n, _CHUNK_BUDGET // max(num * num, 1)))
     per, ok = lax.map(one_anchor, jnp.arange(n), batch_size=batch)
-    return jnp.sum(per) / jnp.maximum(jnp.sum(ok), 1).astype(per.dtype)
+    return _global_mean(per, ok, axis_name)
+
+
+def _global_mean(per, ok, axis_name):
+    """Mean of ``per`` over the kept entries of every shard (0 when none is kept)."""
+    total = _collectives.psum(jnp.sum(per), axis_name)
+    count = _collectives.psum(jnp.sum(ok, dtype=jnp.int32), axis_name)
+    return total / jnp.maximum(count, 1).astype(total.dtype)

@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
 from jax.test_util import check_grads
 from scipy.special import log_softmax
 
@@ -61,6 +63,33 @@ def test_where():
     full = margin_softmax_loss(z, jnp.array([0, 1, 2, 0]), w)
     masked = margin_softmax_loss(z, jnp.array([0, 1, 2, 0]), w, where=keep)
     np.testing.assert_array_equal(masked, jnp.where(keep, full, 0.0))
+
+
+def test_sharded_global_mean_equals_single_device():
+    # Separable, so no axis_name: the documented psum-of-sums mean gives the single-device value
+    # and gradients, those of the replicated prototypes summed over shards.
+    rng = np.random.default_rng(3)
+    z, w, y = rng.normal(size=(16, 3)), rng.normal(size=(4, 3)), rng.integers(0, 4, 16)
+    keep = np.arange(16) % 5 != 0
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Explicit,))
+
+    def local(z, w, y, m):
+        per = margin_softmax_loss(z, y, w, scale=8.0, cosine_margin=0.1, where=m)
+        return jax.lax.psum(jnp.sum(per), "data") / jax.lax.psum(jnp.sum(m), "data")
+
+    fn = jax.shard_map(local, mesh=mesh, in_specs=(P("data"), P(), P("data"), P("data")),
+                       out_specs=P())
+    shard = NamedSharding(mesh, P("data"))
+    value, grads = jax.jit(jax.value_and_grad(fn, argnums=(0, 1)))(
+        jax.device_put(jnp.asarray(z), shard), jnp.asarray(w),
+        jax.device_put(jnp.asarray(y), shard), jax.device_put(jnp.asarray(keep), shard))
+    ref_value, ref_grads = jax.value_and_grad(
+        lambda z, w: jnp.sum(margin_softmax_loss(z, jnp.asarray(y), w, scale=8.0,
+                                                 cosine_margin=0.1, where=jnp.asarray(keep)))
+        / keep.sum(), argnums=(0, 1))(jnp.asarray(z), jnp.asarray(w))
+    np.testing.assert_allclose(value, ref_value, rtol=1e-10)
+    for g, r in zip(grads, ref_grads):
+        np.testing.assert_allclose(g, r, rtol=1e-9, atol=1e-12)
 
 
 class TestBadInput:

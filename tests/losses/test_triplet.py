@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
 from jax.test_util import check_grads
 
 from jaxclust.losses import triplet_loss
@@ -97,6 +99,32 @@ def test_zero_when_margin_satisfied(seed, spread):
 
 def test_single_class_gives_zero():
     assert float(triplet_loss(jnp.ones((4, 2)), jnp.zeros(4, jnp.int32))) == 0.0
+
+
+def test_sharded_equals_single_device_value_and_gradient():
+    # 8 shards of 3 rows: mining must see the other shards' positives and negatives.
+    x, y = _data(5, n=24, d=3, classes=4)
+    y[[2, 13]] = -1  # padding labels
+    keep = np.ones(24, bool)
+    keep[[7, 20]] = False
+
+    def losses(x, y, m, axis_name=None):
+        return jnp.stack([triplet_loss(x, y, margin=0.4, mining=mining, squared=False, where=m,
+                                       axis_name=axis_name)
+                          for mining in ("semi-hard", "batch-hard")])
+
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Explicit,))
+    fn = jax.shard_map(lambda x, y, m, w: w @ losses(x, y, m, "data"), mesh=mesh,
+                       in_specs=(P("data"), P("data"), P("data"), P()), out_specs=P())
+    sharded = jax.jit(jax.value_and_grad(fn))
+    args = [jax.device_put(jnp.asarray(a), NamedSharding(mesh, P("data"))) for a in (x, y, keep)]
+    single = jax.value_and_grad(lambda x, w: w @ losses(x, jnp.asarray(y), jnp.asarray(keep)))
+    for w in np.eye(2):
+        value, grad = sharded(*args, jnp.asarray(w))
+        ref_value, ref_grad = single(jnp.asarray(x), jnp.asarray(w))
+        assert ref_value > 0.05  # mining found active triplets
+        np.testing.assert_allclose(value, ref_value, rtol=1e-10)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-9, atol=1e-12)
 
 
 class TestBadInput:
