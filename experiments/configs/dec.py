@@ -18,6 +18,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.recipe = "dec"  # experiments/recipes/dec.py (IDEC too)
     config.hidden = (500, 500, 2000)
     config.latent = 10
+    config.init = "flax"  # kernel initialiser: "flax" (LeCun normal) or "pytorch" (U(±1/√fan_in))
     config.alpha = 1.0
     config.pretrain_epochs = 100
     config.pretrain_lr = 1e-3

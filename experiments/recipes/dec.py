@@ -40,8 +40,13 @@ def build(config, data: Data) -> Recipe:
     if config.target not in ("dataset", "batch"):
         raise ValueError(f"config.target must be 'dataset' or 'batch', got {config.target!r}.")
     x = data.x.reshape(data.n, -1)
+    inits = {"flax": jax.nn.initializers.lecun_normal(),
+             # PyTorch's nn.Linear default, U(±1/√fan_in), as in ClustPy's autoencoder
+             "pytorch": jax.nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")}
+    if config.init not in inits:
+        raise ValueError(f"config.init must be one of {sorted(inits)}, got {config.init!r}.")
     model = jcnn.MLPAutoencoder(features=x.shape[1], hidden=tuple(config.hidden),
-                                latent=config.latent)
+                                latent=config.latent, kernel_init=inits[config.init])
     key = jax.random.key(config.seed)
     # One flat group per layer (encoder_i, decoder_i) plus the centroids, so that DEC's
     # clustering phase can leave the decoder out of the gradient and the optimiser.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -45,6 +46,10 @@ class MLPAutoencoder(nn.Module):
       dropout_rate: input/hidden dropout corruption used by ``greedy_stage`` when
         ``deterministic=False``; default DEC's 0.2. ``__call__`` never drops units (DEC's
         end-to-end fine-tuning runs without dropout).
+      kernel_init: initialiser of every layer's kernel; default Flax's ``lecun_normal()``.
+        PyTorch's ``nn.Linear`` default (used by ClustPy and most PyTorch re-implementations) is
+        ``variance_scaling(1/3, "fan_in", "uniform")``.
+      bias_init: initialiser of every layer's bias (a Flax initialiser); default zeros.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -67,6 +72,8 @@ class MLPAutoencoder(nn.Module):
     hidden: Sequence[int] = (500, 500, 2000)
     latent: int = 10
     dropout_rate: float = 0.2
+    kernel_init: Callable = nn.initializers.lecun_normal()
+    bias_init: Callable = nn.initializers.zeros_init()
 
     def setup(self):
         _check_dims((self.features,), "features")
@@ -75,8 +82,9 @@ class MLPAutoencoder(nn.Module):
         _check_rate(self.dropout_rate, "dropout_rate")
         enc = (*hidden, self.latent)
         dec = (*reversed(hidden), self.features)
-        self.encoder = [nn.Dense(w, name=f"encoder_{i}") for i, w in enumerate(enc)]
-        self.decoder = [nn.Dense(w, name=f"decoder_{i}") for i, w in enumerate(dec)]
+        dense = functools.partial(nn.Dense, kernel_init=self.kernel_init, bias_init=self.bias_init)
+        self.encoder = [dense(w, name=f"encoder_{i}") for i, w in enumerate(enc)]
+        self.decoder = [dense(w, name=f"decoder_{i}") for i, w in enumerate(dec)]
         self.dropout = nn.Dropout(self.dropout_rate)
 
     @property

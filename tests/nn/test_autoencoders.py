@@ -274,3 +274,19 @@ def test_conv_autoencoder_bad_input():
     model = ConvAutoencoder(image_shape=(28, 28, 1))
     with pytest.raises(ValueError, match=r"x must have shape \[n, 28, 28, 1\]"):
         jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 1)))
+
+
+def test_mlp_kernel_and_bias_initialisers_reach_every_layer():
+    # PyTorch's nn.Linear default U(±1/√fan_in) through variance_scaling(1/3, fan_in, uniform).
+    init = jax.nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+    model = MLPAutoencoder(features=64, hidden=(48, 96), latent=5, kernel_init=init,
+                           bias_init=jax.nn.initializers.constant(0.5))
+    params = model.init(jax.random.key(0), jnp.zeros((1, 64)))["params"]
+    assert len(params) == 6
+    for name, layer in params.items():
+        fan_in = layer["kernel"].shape[0]
+        bound = 1 / np.sqrt(fan_in)
+        w = np.asarray(layer["kernel"])
+        assert np.abs(w).max() <= bound, name
+        assert np.abs(w).max() > 0.9 * bound, name  # uniform over the whole interval
+        np.testing.assert_array_equal(np.asarray(layer["bias"]), 0.5)
