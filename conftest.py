@@ -42,8 +42,8 @@ def _release_compiled_programs():
     Every XLA:CPU executable holds memory mappings, and an xdist worker that runs hundreds of
     test modules accumulates them: `tests/assign` alone left about 12,000 mappings, and a full
     run reached the kernel's `vm.max_map_count` (65,530) and segfaulted inside an XLA compile.
-    Clearing the caches per module keeps it near 2,000 per module at no measurable cost (compiled
-    programs are rarely shared across modules).
+    With the caches cleared after each module, `tests/assign` ends with about 1,900 mappings
+    instead, in the same time (compiled programs are rarely shared across modules).
     """
     yield
     jax.clear_caches()
