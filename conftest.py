@@ -34,6 +34,7 @@ import gc  # noqa: E402
 
 import pytest  # noqa: E402
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
     """Drops JAX's compiled programs after each test module.
@@ -42,7 +43,6 @@ def _release_compiled_programs():
     test modules accumulates them: `tests/assign` alone left about 12,000 mappings. Two workers
     of a full run segfaulted inside XLA compiles near the end, most likely on reaching the
     kernel's `vm.max_map_count` (65,530); with this fixture the same suite passes.
-
     With the caches cleared after each module, `tests/assign` ends with about 1,900 mappings
     instead, in the same time (compiled programs are rarely shared across modules).
     """
