@@ -28,7 +28,7 @@ _TAIL = flags.DEFINE_float("tail", 0.3, "Fraction of the classes (the rarest) in
 def main(argv):
     del argv
     from experiments.recipes.common import imbalanced_indices
-    from experiments.train import per_class_recall
+    from experiments.train import mean_std, per_class_recall, rarest_classes
 
     ds = jaxclust.data.load(_DATASET.value)
     x_all = np.asarray(ds.x, np.float32).reshape(len(ds.x), -1)
@@ -38,17 +38,14 @@ def main(argv):
         x, y = x_all[rows], np.asarray(ds.y)[rows]
         labels = np.asarray(jaxclust.cluster.kmeans(
             x, k=_K.value, key=jax.random.key(seed), n_init=10).labels)
-        counts = np.bincount(y)
-        rarest = np.argsort(counts, kind="stable")[:max(1, int(round(_TAIL.value * len(counts))))]
+        rarest = rarest_classes(np.bincount(y), _TAIL.value)
         scores["acc"].append(float(jaxclust.metrics.accuracy(y, labels)))
         scores["nmi"].append(float(jaxclust.metrics.nmi(y, labels)))
         scores["ari"].append(float(jaxclust.metrics.ari(y, labels)))
         scores["rarest_recall"].append(float(np.mean(np.asarray(
             per_class_recall(labels, y, _K.value))[rarest])))
     for name, values in scores.items():
-        v = np.asarray(values)
-        print(f"{name:<14} {' / '.join(f'{s:.3f}' for s in v)}   "
-              f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}")
+        print(f"{name:<14} {' / '.join(f'{v:.3f}' for v in values)}   {mean_std(values)}")
 
 
 if __name__ == "__main__":

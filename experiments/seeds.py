@@ -16,16 +16,13 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments.train import mean_std, rarest_classes
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to run.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Parent directory of the per-seed runs.")
 _TAIL = flags.DEFINE_float("tail", 0.3, "Fraction of the classes (the rarest) whose mean recall "
                            "is reported as the minority recall.")
-
-
-def _mean_std(values) -> str:
-    values = np.asarray(values, np.float64)
-    return f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.3f}"
 
 
 def summarize(runs: list[dict], phase_acc: list[dict], counts: np.ndarray, tail: float) -> dict:
@@ -35,7 +32,7 @@ def summarize(runs: list[dict], phase_acc: list[dict], counts: np.ndarray, tail:
     out["train_time_s"] = [r["train_time_s"] for r in runs]
     out["phase_acc"] = phase_acc
     if all("per_class_recall" in r for r in runs):
-        rarest = np.argsort(counts, kind="stable")[:max(1, int(round(tail * len(counts))))]
+        rarest = rarest_classes(counts, tail)
         out["rarest_classes"] = rarest.tolist()
         out["rarest_recall"] = [float(np.mean(np.asarray(r["per_class_recall"])[rarest]))
                                 for r in runs]
@@ -61,11 +58,11 @@ def main(argv):
     summary = summarize(runs, phase_acc, counts, _TAIL.value)
     summary["seeds"] = list(map(int, _SEEDS.value))
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
-    row = [config.method] + [_mean_std(summary[k]) for k in ("acc", "nmi", "ari")]
+    row = [config.method] + [mean_std(summary[k]) for k in ("acc", "nmi", "ari")]
     row.append(f"{np.mean(summary['train_time_s']):.0f} s")
     row.append(" / ".join(f"{a:.3f}" for a in summary["acc"]))
     if "rarest_recall" in summary:
-        row.append(_mean_std(summary["rarest_recall"]))
+        row.append(mean_std(summary["rarest_recall"]))
     print("| " + " | ".join(row) + " |")
     for seed, phases in zip(summary["seeds"], phase_acc):
         print(f"seed {seed}: ACC at phase ends " +

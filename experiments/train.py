@@ -48,6 +48,18 @@ def per_class_recall(labels: np.ndarray, y: np.ndarray, k: int) -> list[float]:
             for c in range(num_classes)]
 
 
+def rarest_classes(counts: np.ndarray, tail: float) -> np.ndarray:
+    """The ``round(tail · C)`` classes (at least one) with the fewest samples, rarest first."""
+    counts = np.asarray(counts)
+    return np.argsort(counts, kind="stable")[:max(1, int(round(tail * len(counts))))]
+
+
+def mean_std(values) -> str:
+    """``"mean ± std"`` (sample std; 0 for a single value) with three decimals."""
+    values = np.asarray(values, np.float64)
+    return f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.3f}"
+
+
 def _run_kmeans(config, x, mask):
     run = jax.jit(
         functools.partial(
