@@ -10,6 +10,7 @@ import importlib
 import json
 import pathlib
 import time
+from typing import NamedTuple
 
 import jax
 import ml_collections
@@ -217,9 +218,19 @@ def _load(config) -> jaxclust.data.Dataset:
     return ds
 
 
-def _train_deep(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
-    """A deep-clustering recipe (``experiments/recipes/<config.method>.py``) trained by
-    :class:`experiments.trainer.Trainer`, evaluated, tabulated and plotted."""
+class Trained(NamedTuple):
+    """What :func:`train_recipe` returns: the finished run, before evaluation."""
+
+    recipe: object  # experiments.recipes.common.Recipe
+    state: object  # experiments.trainer.TrainState
+    dataset: jaxclust.data.Dataset
+    trainer: object  # experiments.trainer.Trainer
+    train_time_s: float  # wall time of all phases, compilation included
+
+
+def train_recipe(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> Trained:
+    """Builds ``experiments/recipes/<config.recipe or config.method>.py`` and trains it with
+    :class:`experiments.trainer.Trainer` (checkpoints and the metrics log go to ``workdir``)."""
     from experiments import trainer
 
     workdir = pathlib.Path(workdir)
@@ -248,7 +259,17 @@ def _train_deep(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) 
     )
     start = time.perf_counter()
     state = run.run(recipe.state, resume=config.resume)
-    train_s = time.perf_counter() - start
+    return Trained(recipe, state, ds, run, time.perf_counter() - start)
+
+
+def _train_deep(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+    """A deep-clustering recipe trained by :func:`train_recipe`, evaluated, tabulated and
+    plotted."""
+    from experiments import trainer
+
+    workdir = pathlib.Path(workdir)
+    recipe, state, ds, run, train_s = train_recipe(config, workdir)
+    n = ds.x.shape[0]
     if int(state.step) < int(run.bounds[-1]):
         print(f"stopped at step {int(state.step)} of {int(run.bounds[-1])} (stop_after); "
               "run again to resume.")

@@ -9,10 +9,11 @@ module does the rest the same way for every recipe:
   function of the step and a resumed run sees exactly the batches it would have seen;
 - the step: one ``jax.jit`` with the state donated, the batch indices sharded over the mesh's
   ``data`` axis and the state replicated (data parallelism; XLA inserts the gradient reductions).
-  Consecutive steps run as one ``lax.scan`` per call (up to ``log_every`` steps, cut at every
+  Consecutive steps run as one compiled loop per call (up to ``log_every`` steps, cut at every
   refresh, evaluation, checkpoint and phase boundary), which removes the per-step dispatch and
-  host round trip; the cut points depend only on the global step, so a resumed run replays the
-  same calls;
+  host round trip. The loop's trip count is an argument, so each phase compiles one program
+  whatever the chunk lengths; the cut points depend only on the global step, so a resumed run
+  replays the same calls;
 - checkpoints: orbax, every ``checkpoint_every`` steps and at phase ends, holding the whole state
   (parameters, optimiser state, recipe state, step); restoring one and continuing gives
   bit-identical parameters on CPU (``tests/experiments/test_resume.py``);
@@ -269,7 +270,8 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def _steps_fn(self, p: int) -> Callable:
-        """``(state, idx[L, batch]) -> (state, metrics[L])``: ``L`` steps of phase ``p``."""
+        """``(state, idx[L, batch], count) -> (state, metrics[L])``: the first ``count`` of
+        ``L = log_every`` steps of phase ``p`` (metrics past ``count`` are zeros)."""
         if p in self._steps:
             return self._steps[p]
         phase = self.phases[p]
@@ -295,8 +297,22 @@ class Trainer:
             return state._replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                                   opt_state=opt_state), metrics
 
-        fn = jax.jit(lambda state, idx: jax.lax.scan(step, state, idx), donate_argnums=0,
-                     in_shardings=(self.replicated, self.chunk_sharding),
+        def steps(state: TrainState, idx, count):
+            # One compiled loop for every chunk length: ``idx`` is padded to ``log_every`` rows
+            # and the loop runs the first ``count`` (a traced trip count, so the short chunks
+            # at phase ends and checkpoints do not each compile their own program).
+            _, shapes = jax.eval_shape(step, state, idx[0])
+            buffers = jax.tree.map(lambda s: jnp.zeros(idx.shape[:1] + s.shape, s.dtype), shapes)
+
+            def body(i, carry):
+                state, buffers = carry
+                state, metrics = step(state, idx[i])
+                return state, jax.tree.map(lambda b, v: b.at[i].set(v), buffers, metrics)
+
+            return jax.lax.fori_loop(0, count, body, (state, buffers))
+
+        fn = jax.jit(steps, donate_argnums=0,
+                     in_shardings=(self.replicated, self.chunk_sharding, self.replicated),
                      out_shardings=(self.replicated, self.replicated))
         self._steps[p] = fn
         return fn
@@ -360,7 +376,7 @@ class Trainer:
             p, step = 0, 0
             state = self._begin_phase(state, 0)
         progress = None if self.quiet else _Progress(total, step)
-        running: dict[str, float] = {}
+        running: dict[str, list] = {}
         count = 0
         while step < total:
             phase = self.phases[p]
@@ -370,15 +386,19 @@ class Trainer:
                 state = state._replace(extra=jax.device_put(
                     phase.refresh_fn(state, self.data), self.replicated))
             stop = self._chunk_end(step, p)
-            idx = np.stack([batch_indices(self.data.n, self.batch_size, self.seed, s)
-                            for s in range(step, stop)])
-            state, metrics = self._steps_fn(p)(state, jax.device_put(idx, self.chunk_sharding))
-            for name, value in metrics.items():
-                running[name] = running.get(name, 0.0) + value.sum()
+            idx = np.zeros((self.log_every, self.batch_size), np.int32)
+            for row, s in enumerate(range(step, stop)):
+                idx[row] = batch_indices(self.data.n, self.batch_size, self.seed, s)
+            state, metrics = self._steps_fn(p)(
+                state, jax.device_put(idx, self.chunk_sharding),
+                jax.device_put(np.int32(stop - step), self.replicated))
+            for name, value in metrics.items():  # summed on the host when the log line is due
+                running.setdefault(name, []).append((value, stop - step))
             count += stop - step
             step = stop
             if step % self.log_every == 0 or step == self.bounds[p + 1]:
-                record = {name: float(v) / count for name, v in running.items()}
+                record = {name: sum(float(np.asarray(v)[:c].sum()) for v, c in chunks) / count
+                          for name, chunks in running.items()}
                 if not all(math.isfinite(v) for v in record.values()):
                     raise FloatingPointError(f"non-finite training metrics at step {step}: {record}")
                 self._log({"step": step, "phase": phase.name, **record})

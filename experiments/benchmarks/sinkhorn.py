@@ -41,7 +41,6 @@ def _l1_error(p, a, b) -> float:
 
 def run(quick: bool = False, epsilon: float = 0.01, tol: float = 1e-3, max_steps: int = 2000,
         repeats: int = 5, pot: bool = True) -> list[dict]:
-    import ot
     from ott.geometry import geometry
     from ott.solvers import linear
 
@@ -64,6 +63,8 @@ def run(quick: bool = False, epsilon: float = 0.01, tol: float = 1e-3, max_steps
         return out.n_iters, out.matrix
 
     def pot_fn():
+        import ot
+
         return ot.sinkhorn(a, a, cost, reg=epsilon, method="sinkhorn_log", stopThr=tol / np.sqrt(n),
                            numItermax=max_steps, log=True)
 

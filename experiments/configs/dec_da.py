@@ -13,7 +13,9 @@ from experiments.configs.common import add_augmentation, apply_overrides
 
 def da_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """DEC-DA's augmentation (Keras ``ImageDataGenerator(rotation_range=10,
-    width_shift_range=0.1, height_shift_range=0.1)``): no zoom, crop or pixel noise."""
+    width_shift_range=0.1, height_shift_range=0.1)``): no zoom, crop or pixel noise. The
+    autoencoder settings are ``dec.flax_defaults``."""
+    dec.flax_defaults(config)
     config.augment = True
     add_augmentation(config)
     config.aug_degrees, config.aug_translate, config.aug_zoom, config.aug_noise = 10.0, 0.1, 0.0, 0.0

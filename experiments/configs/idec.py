@@ -13,4 +13,5 @@ from experiments.configs.common import apply_overrides
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = dec.get_config()
     config.method = "idec"
+    dec.flax_defaults(config)
     return apply_overrides(config, arg)

@@ -23,7 +23,7 @@ import numpy as np
 import jaxclust.losses
 from experiments.configs.common import phase_steps
 from experiments.recipes.common import (
-    MLP, Recipe, adam, argmax_labels, augment_flat, augment_options, over_dataset)
+    MLP, Recipe, adam, init_params, argmax_labels, augment_flat, augment_options, over_dataset)
 from experiments.trainer import Data, Phase, new_state
 from jaxclust import nn as jcnn
 
@@ -36,9 +36,9 @@ def build(config, data: Data) -> Recipe:
     keys = jax.random.split(jax.random.key(config.seed), 3)
     h0 = jnp.zeros((1, config.feature_dim), x.dtype)
     params = {
-        "backbone": backbone.init(keys[0], x[:1])["params"],
-        "instance": instance.init(keys[1], h0)["params"],
-        "cluster": cluster.init(keys[2], h0)["params"],
+        "backbone": init_params(backbone, keys[0], x[:1]),
+        "instance": init_params(instance, keys[1], h0),
+        "cluster": init_params(cluster, keys[2], h0),
     }
     aug = augment_options(config)
 

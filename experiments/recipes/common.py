@@ -41,6 +41,12 @@ def in_chunks(fn: Callable, x: jax.Array, chunk: int = 1024) -> jax.Array:
     return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:])[:n], out)
 
 
+def init_params(module: nn.Module, key: jax.Array, example: jax.Array) -> dict:
+    """``module``'s freshly initialised parameters, from one compiled ``module.init`` (run op
+    by op, every layer's initialiser would compile on its own: seconds on a GPU)."""
+    return jax.jit(module.init)(key, example)["params"]
+
+
 def adam(lr: float, weight_decay: float = 0.0) -> optax.GradientTransformation:
     """Adam (or AdamW when ``weight_decay`` > 0), the optimiser of the peer implementations."""
     return optax.adamw(lr, weight_decay=weight_decay) if weight_decay else optax.adam(lr)

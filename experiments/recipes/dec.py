@@ -31,7 +31,9 @@ import numpy as np
 import jaxclust.cluster
 import jaxclust.losses
 from experiments.configs.common import phase_steps
-from experiments.recipes.common import Recipe, adam, augment_flat, augment_options, over_dataset
+from experiments.recipes.common import (
+    Recipe, adam, augment_flat, augment_options, init_params, over_dataset,
+)
 from experiments.trainer import Data, Phase, TrainState, new_state
 from jaxclust import nn as jcnn
 
@@ -45,16 +47,38 @@ def build(config, data: Data) -> Recipe:
              "pytorch": jax.nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")}
     if config.init not in inits:
         raise ValueError(f"config.init must be one of {sorted(inits)}, got {config.init!r}.")
+    activations = {"relu": jax.nn.relu, "leaky_relu": jax.nn.leaky_relu}  # slope 0.01
+    if config.activation not in activations:
+        raise ValueError(f"config.activation must be one of {sorted(activations)}, "
+                         f"got {config.activation!r}.")
     model = jcnn.MLPAutoencoder(features=x.shape[1], hidden=tuple(config.hidden),
-                                latent=config.latent, kernel_init=inits[config.init])
+                                latent=config.latent, kernel_init=inits[config.init],
+                                activation=activations[config.activation])
     key = jax.random.key(config.seed)
     # One flat group per layer (encoder_i, decoder_i) plus the centroids, so that DEC's
     # clustering phase can leave the decoder out of the gradient and the optimiser.
-    params = dict(model.init(key, x[:1])["params"])
+    params = dict(init_params(model, key, x[:1]))
+    if config.init == "pytorch":  # nn.Linear's bias is U(±1/√fan_in) too
+        bias_keys = jax.random.split(jax.random.fold_in(key, 1), len(params))
+        params = {name: {**layer, "bias": jax.random.uniform(
+                      k, layer["bias"].shape, layer["bias"].dtype, -1.0, 1.0)
+                      / np.sqrt(layer["kernel"].shape[0])}
+                  for k, (name, layer) in zip(bias_keys, sorted(params.items()))}
     params["centroids"] = jnp.zeros((config.k, config.latent), x.dtype)
     extra = {"p": jnp.full((data.n, config.k), 1.0 / config.k, x.dtype)}
     idec = config.method in ("idec", "idec_da")
     aug = augment_options(config) if config.augment else None
+
+    if config.rec_reduction not in ("mean", "sum"):
+        raise ValueError(f"config.rec_reduction must be 'mean' or 'sum', "
+                         f"got {config.rec_reduction!r}.")
+    # Per-sample squared error averaged over features (Keras' mse, IDEC's code) or summed over
+    # them (ClustPy); either way averaged over the batch. With Adam the scale hardly matters for
+    # pretraining, but it sets IDEC's balance between reconstruction and γ·KL.
+    features_factor = x.shape[1] if config.rec_reduction == "sum" else 1
+
+    def reconstruction(xb, x_hat):
+        return features_factor * jaxclust.losses.reconstruction_loss(xb, x_hat).mean()
 
     def inputs(batch, key):
         xb = batch["x"].reshape(batch["x"].shape[0], -1)
@@ -68,6 +92,7 @@ def build(config, data: Data) -> Recipe:
                            method=jcnn.MLPAutoencoder.encode)
 
     embed_all = over_dataset(encode, x)
+    hard_assign_all = jax.jit(lambda params: jnp.argmax(soft_assign_all(params), axis=1))
 
     def soft_assign_all(params):
         z = embed_all(params)
@@ -76,7 +101,7 @@ def build(config, data: Data) -> Recipe:
     def pretrain_loss(params, batch_stats, extra, batch, key):
         xb = inputs(batch, key)
         _, x_hat = model.apply(autoencoder(params), xb)
-        loss = jaxclust.losses.reconstruction_loss(xb, x_hat).mean()
+        loss = reconstruction(xb, x_hat)
         return loss, ({}, batch_stats)
 
     def cluster_loss(params, batch_stats, extra, batch, key):
@@ -93,13 +118,17 @@ def build(config, data: Data) -> Recipe:
         kl = jaxclust.losses.dec_loss(q, p).mean()
         if not idec:
             return kl, ({"kl": kl}, batch_stats)
-        rec = jaxclust.losses.reconstruction_loss(xb, x_hat).mean()
+        rec = reconstruction(xb, x_hat)
         return rec + config.gamma * kl, ({"kl": kl, "rec": rec}, batch_stats)
 
+    @jax.jit
+    def kmeans_on_embedding(params):
+        return jaxclust.cluster.kmeans(embed_all(params), k=config.k,
+                                       key=jax.random.key(config.seed + 1),
+                                       n_init=config.kmeans_n_init)
+
     def embedding_kmeans(state: TrainState):
-        z = embed_all(state.params)
-        return jaxclust.cluster.kmeans(
-            z, k=config.k, key=jax.random.key(config.seed + 1), n_init=config.kmeans_n_init)
+        return kmeans_on_embedding(state.params)
 
     def init_centroids(state: TrainState, data: Data) -> TrainState:
         centroids = embedding_kmeans(state).centroids
@@ -125,7 +154,7 @@ def build(config, data: Data) -> Recipe:
     def predict(state: TrainState) -> np.ndarray:
         if int(state.step) <= phases[0].num_steps:  # pretrained only: k-means on the embedding
             return np.asarray(embedding_kmeans(state).labels, np.int32)
-        return np.asarray(jnp.argmax(soft_assign_all(state.params), axis=1), np.int32)
+        return np.asarray(hard_assign_all(state.params), np.int32)
 
     def embed(state: TrainState) -> np.ndarray:
         return np.asarray(embed_all(state.params))

@@ -42,7 +42,7 @@ import numpy as np
 import jaxclust.cluster
 import jaxclust.losses
 from experiments.configs.common import phase_steps
-from experiments.recipes.common import Recipe, adam, argmax_labels, over_dataset
+from experiments.recipes.common import Recipe, adam, argmax_labels, init_params, over_dataset
 from experiments.trainer import Data, Phase, TrainState, new_state
 
 
@@ -98,7 +98,7 @@ def build(config, data: Data) -> Recipe:
     x = data.x.reshape(data.n, -1)
     model = LadderAutoencoder(features=x.shape[1], hidden=tuple(config.hidden),
                               latent=config.latent, k=config.k)
-    params = model.init(jax.random.key(config.seed), x[:1])["params"]
+    params = init_params(model, jax.random.key(config.seed), x[:1])
     extra = {"q": jnp.full((data.n, config.k), 1.0 / config.k, x.dtype)}
 
     def clean(params, xb):

@@ -42,7 +42,7 @@ import jaxclust.cluster
 import jaxclust.losses
 from experiments.configs.common import phase_steps
 from experiments.recipes.common import (
-    MLP, Recipe, adam, augment_flat, augment_options, normalize, over_dataset,
+    MLP, Recipe, adam, init_params, augment_flat, augment_options, normalize, over_dataset,
     simclr_loss_fn)
 from experiments.trainer import Data, Phase, new_state
 from jaxclust import nn as jcnn
@@ -56,9 +56,9 @@ def build(config, data: Data) -> Recipe:
     keys = jax.random.split(jax.random.key(config.seed), 3)
     h0 = jnp.zeros((1, config.feature_dim), x.dtype)
     params = {
-        "backbone": backbone.init(keys[0], x[:1])["params"],
-        "proj": proj.init(keys[1], h0)["params"],
-        "neck": neck.init(keys[2], h0)["params"],
+        "backbone": init_params(backbone, keys[0], x[:1]),
+        "proj": init_params(proj, keys[1], h0),
+        "neck": init_params(neck, keys[2], h0),
     }
     aug = augment_options(config)
 

@@ -36,7 +36,8 @@ import jaxclust.assign
 import jaxclust.losses
 from experiments.configs.common import phase_steps
 from experiments.recipes.common import (
-    MLP, Recipe, adam, argmax_labels, augment_flat, augment_options, over_dataset, simclr_loss_fn)
+    MLP, Recipe, adam, argmax_labels, augment_flat, augment_options, init_params, over_dataset,
+    simclr_loss_fn)
 from experiments.trainer import Data, Phase, TrainState, new_state
 from jaxclust import nn as jcnn
 
@@ -49,9 +50,9 @@ def build(config, data: Data) -> Recipe:
     keys = jax.random.split(jax.random.key(config.seed), 3)
     h0 = jnp.zeros((1, config.feature_dim), x.dtype)
     params = {
-        "backbone": backbone.init(keys[0], x[:1])["params"],
-        "proj": proj.init(keys[1], h0)["params"],
-        "head": head.init(keys[2], h0)["params"],
+        "backbone": init_params(backbone, keys[0], x[:1]),
+        "proj": init_params(proj, keys[1], h0),
+        "head": init_params(head, keys[2], h0),
     }
     extra = {}
     aug = augment_options(config)

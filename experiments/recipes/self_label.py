@@ -40,7 +40,7 @@ import jaxclust.cluster
 import jaxclust.losses
 from experiments.configs.common import phase_steps
 from experiments.recipes.common import (
-    MLP, Recipe, adam, augment_flat, augment_options, argmax_labels, over_dataset)
+    MLP, Recipe, adam, init_params, augment_flat, augment_options, argmax_labels, over_dataset)
 from experiments.trainer import Data, Phase, TrainState, new_state
 from jaxclust import nn as jcnn
 
@@ -56,8 +56,8 @@ def _build_sela(config, data: Data) -> Recipe:
     backbone = MLP(hidden=tuple(config.hidden), features=config.feature_dim)
     head = jcnn.ClusteringHeads(num_clusters=config.k, num_heads=1)
     key_b, key_h = jax.random.split(jax.random.key(config.seed))
-    params = {"backbone": backbone.init(key_b, x[:1])["params"]}
-    params["head"] = head.init(key_h, jnp.zeros((1, config.feature_dim), x.dtype))["params"]
+    params = {"backbone": init_params(backbone, key_b, x[:1])}
+    params["head"] = init_params(head, key_h, jnp.zeros((1, config.feature_dim), x.dtype))
     extra = {"labels": jnp.zeros((data.n,), jnp.int32)}
     aug = augment_options(config)
 
@@ -107,9 +107,9 @@ def _build_swav(config, data: Data) -> Recipe:
     protos = jcnn.PrototypeHead(num_prototypes=config.num_prototypes, normalize_weights=False)
     keys = jax.random.split(jax.random.key(config.seed), 3)
     params = {
-        "backbone": backbone.init(keys[0], x[:1])["params"],
-        "proj": proj.init(keys[1], jnp.zeros((1, config.feature_dim), x.dtype))["params"],
-        "protos": protos.init(keys[2], jnp.zeros((1, config.proj_dim), x.dtype))["params"],
+        "backbone": init_params(backbone, keys[0], x[:1]),
+        "proj": init_params(proj, keys[1], jnp.zeros((1, config.feature_dim), x.dtype)),
+        "protos": init_params(protos, keys[2], jnp.zeros((1, config.proj_dim), x.dtype)),
     }
     params = jcnn.normalize_prototypes(params)
     aug = augment_options(config)

@@ -30,9 +30,10 @@ class MLPAutoencoder(nn.Module):
     """DEC's fully connected autoencoder ``d → 500 → 500 → 2000 → 10 → 2000 → 500 → 500 → d``.
 
     Encoder layers ``encoder_0 .. encoder_{L-1}`` and decoder layers ``decoder_0 ..
-    decoder_{L-1}`` are ``Dense`` layers with ReLU between them. As in DEC, the embedding layer
-    (``encoder_{L-1}``) and the reconstruction layer (``decoder_{L-1}``) are linear, so the
-    embedding keeps full information and the output can reconstruct inputs of any sign.
+    decoder_{L-1}`` are ``Dense`` layers with ``activation`` (ReLU, as in DEC) between them. As
+    in DEC, the embedding layer (``encoder_{L-1}``) and the reconstruction layer
+    (``decoder_{L-1}``) are linear, so the embedding keeps full information and the output can
+    reconstruct inputs of any sign.
 
     ``__call__(x)`` returns ``(z, x_hat)``; ``encode`` and ``decode`` give each half, e.g.
     ``model.apply(variables, x, method=MLPAutoencoder.encode)``. ``greedy_stage`` runs one stage
@@ -50,6 +51,8 @@ class MLPAutoencoder(nn.Module):
         PyTorch's ``nn.Linear`` default (used by ClustPy and most PyTorch re-implementations) is
         ``variance_scaling(1/3, "fan_in", "uniform")``.
       bias_init: initialiser of every layer's bias (a Flax initialiser); default zeros.
+      activation: the nonlinearity between layers; default ``nn.relu`` (DEC). ClustPy's
+        autoencoder uses ``nn.leaky_relu`` (slope 0.01).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -74,6 +77,7 @@ class MLPAutoencoder(nn.Module):
     dropout_rate: float = 0.2
     kernel_init: Callable = nn.initializers.lecun_normal()
     bias_init: Callable = nn.initializers.zeros_init()
+    activation: Callable = nn.relu
 
     def setup(self):
         _check_dims((self.features,), "features")
@@ -103,7 +107,7 @@ class MLPAutoencoder(nn.Module):
         for i, layer in enumerate(self.decoder):
             h = layer(h)
             if i < last:
-                h = nn.relu(h)
+                h = self.activation(h)
         return h
 
     def __call__(
@@ -119,7 +123,7 @@ class MLPAutoencoder(nn.Module):
         for i in range(depth):
             h = self.encoder[i](h)
             if i < last:
-                h = nn.relu(h)
+                h = self.activation(h)
         return h
 
     def greedy_stage(
@@ -153,10 +157,10 @@ class MLPAutoencoder(nn.Module):
         target = jax.lax.stop_gradient(self._encode_to(x, stage))
         y = self.encoder[stage](self.dropout(target, deterministic=deterministic))
         if stage < num - 1:
-            y = nn.relu(y)
+            y = self.activation(y)
         r = self.decoder[num - 1 - stage](self.dropout(y, deterministic=deterministic))
         if stage > 0:
-            r = nn.relu(r)
+            r = self.activation(r)
         return target, r
 
 

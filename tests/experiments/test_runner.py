@@ -61,6 +61,20 @@ def test_killed_and_resumed_run_is_bit_identical(tmp_path):
         for k, row in whole["results"].items()}
 
 
+def test_each_phase_compiles_one_program_whatever_the_chunk_lengths(tmp_path):
+    # Chunks of 20, 10, 10, 20, ... steps (log_every=20, checkpoints every 30) and a 12-step
+    # last chunk per phase: the trip count is an argument, so each phase's loop compiles once.
+    config = _config("dec", "smoke,max_steps_per_phase=-1,pretrain_epochs=2,cluster_epochs=2,"
+                            "batch_size=32,log_every=20,checkpoint_every=30")
+    recipe, state, _, run, _ = train.train_recipe(config, tmp_path)
+    assert int(state.step) == 4 * (1797 // 32)
+    assert len(run._steps) == 2
+    for fn in run._steps.values():
+        assert fn._cache_size() == 1
+    logged = [r["step"] for r in trainer.read_log(run.log_path) if "loss" in r]
+    assert logged[:6] == [20, 40, 60, 80, 100, 112] and logged[-1] == int(state.step)
+
+
 def test_batch_order_is_a_function_of_the_step():
     a = trainer.batch_indices(100, 32, seed=0, step=4)
     b = trainer.batch_indices(100, 32, seed=0, step=4)

@@ -74,6 +74,27 @@ def test_mlp_forward_matches_numpy_with_linear_bottleneck_and_output(small_ae):
     np.testing.assert_allclose(dec, x_hat, rtol=1e-12)
 
 
+def test_mlp_activation_is_applied_between_layers_only(small_ae):
+    _, variables, x = small_ae
+    model = MLPAutoencoder(features=6, hidden=(5, 4), latent=3, activation=jax.nn.leaky_relu)
+    p = variables["params"]
+
+    def np_leaky(h, layers):
+        for i, layer in enumerate(layers):
+            h = h @ np.asarray(layer["kernel"]) + np.asarray(layer["bias"])
+            if i < len(layers) - 1:
+                h = np.where(h >= 0, h, 0.01 * h)
+        return h
+
+    z, x_hat = jax.jit(model.apply)(variables, x)
+    z_ref = np_leaky(np.asarray(x), [p[f"encoder_{i}"] for i in range(3)])
+    np.testing.assert_allclose(z, z_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x_hat, np_leaky(z_ref, [p[f"decoder_{i}"] for i in range(3)]),
+                               rtol=1e-10, atol=1e-12)
+    relu_z, _ = jax.jit(MLPAutoencoder(features=6, hidden=(5, 4), latent=3).apply)(variables, x)
+    assert not np.allclose(z, relu_z)  # the random weights do produce negative pre-activations
+
+
 @pytest.mark.parametrize("stage", [0, 1, 2])
 def test_greedy_stage_matches_dec_denoising_pair(small_ae, stage):
     model, variables, x = small_ae
