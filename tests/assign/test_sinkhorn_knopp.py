@@ -11,7 +11,7 @@ import pytest
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxclust.assign import power_law_prior, sinkhorn_knopp
+from jaxclust.assign import _sinkhorn_knopp, power_law_prior, sinkhorn_knopp
 
 
 def _swav_scaling_recipe(scores, epsilon, num_steps, column_mass=None):
@@ -190,6 +190,81 @@ def test_jit_no_retrace(rng):
     for i in range(3):
         q = run(jnp.asarray(_scores(np.random.default_rng(i), n=16, k=4)), 0.05 * (i + 1))
     assert q.shape == (16, 4)
+
+
+# ------------------------------------------------ the potential form (accelerators), on the CPU
+
+
+@pytest.fixture
+def potential_form(monkeypatch):
+    monkeypatch.setattr(_sinkhorn_knopp, "_use_potential_form", lambda: True)
+
+
+def test_one_pass_logsumexp_matches_logsumexp_with_inf_rows(rng):
+    x = rng.normal(size=(5, 9)) * 30
+    x[1] = -np.inf  # an all -inf row: LSE -inf, no NaN
+    x[2, :4] = -np.inf
+    for axis in (0, 1):
+        got = _sinkhorn_knopp._one_pass_logsumexp(jnp.asarray(x), axis)
+        np.testing.assert_allclose(got, jax.nn.logsumexp(jnp.asarray(x), axis=axis), rtol=1e-13)
+    assert np.asarray(_sinkhorn_knopp._one_pass_logsumexp(jnp.asarray(x), 1))[1] == -np.inf
+    y = jnp.asarray(rng.normal(size=(4, 6)))
+    jax.test_util.check_grads(lambda y: _sinkhorn_knopp._one_pass_logsumexp(y, 0), (y,), order=2,
+                              modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("num_steps", [1, 3, 10])
+def test_potential_form_matches_swav_recipe(rng, potential_form, num_steps):
+    s = _scores(rng)
+    b = np.asarray(power_law_prior(10, 0.7))
+    q = sinkhorn_knopp(jnp.asarray(s), epsilon=0.05, num_steps=num_steps, column_mass=jnp.asarray(b))
+    np.testing.assert_allclose(q, _swav_scaling_recipe(s, 0.05, num_steps, b), rtol=1e-10)
+
+
+def test_potential_form_row_mass_and_zero_padding(rng, potential_form):
+    s = _scores(rng, n=30, k=4)
+    w = rng.uniform(0.5, 2.0, 30)
+    padded_s = np.vstack([s, np.full((5, 4), 7.0)])
+    padded_w = np.r_[w, np.zeros(5)]
+    padded = sinkhorn_knopp(jnp.asarray(padded_s), epsilon=0.2, num_steps=7, row_mass=jnp.asarray(padded_w))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_sinkhorn_knopp, "_use_potential_form", lambda: False)
+        log_plan = sinkhorn_knopp(jnp.asarray(s), epsilon=0.2, num_steps=7, row_mass=jnp.asarray(w))
+    np.testing.assert_allclose(np.asarray(padded[:30]), np.asarray(log_plan), rtol=1e-12)
+    assert (np.asarray(padded[30:]) == 0).all()
+
+
+def test_potential_form_float32_and_large_exponents_fall_back(rng, potential_form):
+    s = _scores(rng, n=128, k=30).astype(np.float32)
+    q = sinkhorn_knopp(jnp.asarray(s), epsilon=0.05)
+    np.testing.assert_allclose(q, _swav_scaling_recipe(s.astype(np.float64), 0.05, 3),
+                               rtol=2e-5, atol=1e-7)
+    # |S|/ε = 1e7: above _POTENTIAL_RANGE, so the log-plan form runs (exactly its result)
+    big = jnp.asarray(s * 1e3)
+    q = sinkhorn_knopp(big, epsilon=1e-4)
+    assert np.isfinite(np.asarray(q)).all()
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_sinkhorn_knopp, "_use_potential_form", lambda: False)
+        np.testing.assert_array_equal(q, sinkhorn_knopp(big, epsilon=1e-4))
+
+
+def test_potential_form_sharded_and_gradients(rng, potential_form):
+    s = jnp.asarray(_scores(rng, n=64, k=10))
+    w = jnp.asarray(rng.uniform(0.5, 1.5, 64))
+    b = power_law_prior(10, 0.5)
+    single = sinkhorn_knopp(s, epsilon=0.05, num_steps=5, row_mass=w, column_mass=b)
+    mesh = _mesh()
+    mapped = jax.jit(jax.shard_map(
+        lambda s, w, b: sinkhorn_knopp(s, epsilon=0.05, num_steps=5, row_mass=w, column_mass=b,
+                                       axis_name="data"),
+        mesh=mesh, in_specs=(P("data"), P("data"), P()), out_specs=P("data"),
+    ))(jax.device_put(s, NamedSharding(mesh, P("data"))),
+       jax.device_put(w, NamedSharding(mesh, P("data"))), b)
+    np.testing.assert_allclose(np.asarray(mapped), np.asarray(single), rtol=1e-12)
+    weights = jnp.asarray(rng.uniform(0.5, 1.5, (6, 3)))
+    f = lambda s, eps: jnp.sum(weights * sinkhorn_knopp(s, epsilon=eps, num_steps=4))  # noqa: E731
+    jax.test_util.check_grads(jax.jit(f), (jnp.asarray(rng.uniform(-1, 1, (6, 3))), 0.3),
+                              order=1, modes=("rev",), atol=1e-6, rtol=1e-6)
 
 
 class TestBadInput:
