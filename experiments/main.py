@@ -7,6 +7,10 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/kmeans.py", "Path to a config file (optionally :key=value,...)."
 )
 _WORKDIR = flags.DEFINE_string("workdir", "results/kmeans_mnist5k", "Where results are written.")
+_CACHE = flags.DEFINE_string(
+    "compilation_cache", "~/.cache/jaxclust/xla",
+    "Directory of JAX's persistent compilation cache (runs after the first skip compiling); "
+    "'' turns it off.")
 
 
 def main(argv):
@@ -14,6 +18,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     from experiments import train
 
+    train.use_compilation_cache(_CACHE.value)
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

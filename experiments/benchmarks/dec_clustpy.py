@@ -95,9 +95,7 @@ def main() -> None:
     parser.add_argument("--compilation-cache", default=None,
                         help="JAX persistent compilation cache directory (default: none)")
     args = parser.parse_args()
-    if args.compilation_cache:
-        jax.config.update("jax_compilation_cache_dir", args.compilation_cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    train.use_compilation_cache(args.compilation_cache or "")
     os.environ.setdefault("TQDM_DISABLE", "1")  # ClustPy's per-epoch progress bars
     epochs = (2, 2) if args.quick else None
     ds = jaxclust.data.load("mnist5k")

@@ -94,7 +94,7 @@ def test_seeds_summarises_every_seed(tmp_path):
     root = pathlib.Path(__file__).parents[2]
     out = subprocess.run(
         [sys.executable, "-m", "experiments.seeds", "--config=experiments/configs/p2ot.py:smoke",
-         "--seeds=0,1", f"--workdir={tmp_path}"],
+         "--seeds=0,1", f"--workdir={tmp_path}", "--compilation_cache="],
         cwd=root, capture_output=True, text=True, timeout=300, check=True).stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     runs = [json.loads((tmp_path / f"seed{s}" / "metrics.json").read_text()) for s in (0, 1)]
