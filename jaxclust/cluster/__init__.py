@@ -11,6 +11,7 @@ from jaxclust.cluster._gmm import gmm_bic as gmm_bic
 from jaxclust.cluster._gmm import gmm_num_parameters as gmm_num_parameters
 from jaxclust.cluster._gmm import gmm_predict as gmm_predict
 from jaxclust.cluster._gmm import gmm_predict_proba as gmm_predict_proba
+from jaxclust.cluster._gmm import gmm_sample as gmm_sample
 from jaxclust.cluster._gmm import gmm_score_samples as gmm_score_samples
 from jaxclust.cluster._init import kmeans_plusplus as kmeans_plusplus
 from jaxclust.cluster._init import random_init as random_init

@@ -761,6 +761,70 @@ def gmm_predict(
     return jnp.argmax(_centred_log_joint(x, model, covariance_type), axis=1).astype(jnp.int32)
 
 
+def gmm_sample(
+    model: GMMResult,
+    key: KeyArray,
+    n: int,
+    *,
+    covariance_type: str = "full",
+) -> tuple[Float[Array, "n d"], Int[Array, " n"]]:
+    """Draws ``n`` samples from a Gaussian mixture (scikit-learn's ``GaussianMixture.sample``).
+
+    Each sample picks its component ``c ~ Categorical(π)`` and then ``x = μ_c + A_c z`` with
+    ``z ~ N(0, I)`` and ``A_c A_cᵀ = Σ_c``; ``A_c = P_c^{-T}`` is read off the precision Cholesky
+    factor ``P_c`` (``Σ_c^{-1} = P_c P_cᵀ``) by a triangular solve, so no covariance is factorised
+    again. Unlike scikit-learn, whose samples come grouped by component with multinomial
+    counts, samples are independent and in random order.
+
+    Args:
+      model: a fitted :class:`GMMResult` (only ``weights``, ``means`` and
+        ``precisions_cholesky`` are read).
+      key: PRNG key.
+      n: number of samples, ``>= 1`` (static: changing it recompiles).
+      covariance_type: the type the model was fitted with (default ``"full"``).
+
+    Returns:
+      ``(x, labels)``: samples [n, d] and the component each was drawn from, int32 [n].
+
+    Raises:
+      TypeError: if the model arrays are not floating point, ``model`` lacks fields, or ``n``
+        is not an int.
+      ValueError: if shapes do not match ``covariance_type``, ``n < 1`` or ``key`` is None.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.cluster import GMMResult, gmm_sample
+      >>> model = GMMResult(jnp.array([0.25, 0.75]), jnp.array([[-5.0], [5.0]]),
+      ...                   jnp.ones(2), jnp.full(2, 10.0), None, None, None, None, None)
+      >>> x, labels = gmm_sample(model, jax.random.key(0), 4000, covariance_type="spherical")
+      >>> x.shape, labels.dtype.name
+      ((4000, 1), 'int32')
+      >>> bool(abs(float(labels.mean()) - 0.75) < 0.03), round(float(x[labels == 1].mean()))
+      (True, 5)
+    """
+    n = _checks.check_positive_int(n, "n")
+    if key is None:
+        raise ValueError("key must be a JAX PRNG key (e.g. jax.random.key(0)), got None.")
+    means = getattr(model, "means", None)
+    d = means.shape[-1] if getattr(means, "ndim", 0) == 2 else 1  # _check_model names problems
+    _, model = _check_model(jnp.zeros((1, d), jnp.float32), model, covariance_type)
+    k, d = model.means.shape
+    pick, noise = jax.random.split(key)
+    labels = jax.random.categorical(pick, jnp.log(model.weights), shape=(n,)).astype(jnp.int32)
+    z = jax.random.normal(noise, (n, d), model.means.dtype)
+    factors = model.precisions_cholesky
+    if covariance_type == "full":  # x − μ = P_c^{-T} z, one triangular solve per component
+        solve = jax.vmap(lambda p, zi: jax.scipy.linalg.solve_triangular(p.T, zi, lower=True))
+        offsets = solve(factors[labels], z)
+    elif covariance_type == "tied":
+        offsets = jax.scipy.linalg.solve_triangular(factors.T, z.T, lower=True).T
+    elif covariance_type == "diag":
+        offsets = z / factors[labels]
+    else:  # spherical
+        offsets = z / factors[labels][:, None]
+    return model.means[labels] + offsets, labels
+
+
 def gmm_num_parameters(k: int, d: int, *, covariance_type: str = "full") -> int:
     """Free parameters of a ``k``-component mixture in ``d`` dimensions (as scikit-learn).
 

@@ -26,6 +26,7 @@ from jaxclust.cluster import (
     gmm_num_parameters,
     gmm_predict,
     gmm_predict_proba,
+    gmm_sample,
     gmm_score_samples,
 )
 
@@ -330,6 +331,51 @@ def test_score_samples_gradient():
                 modes=("rev",))
     check_grads(lambda m: gmm_score_samples(jnp.asarray(X[:5]), model._replace(means=m)),
                 (model.means,), order=1, modes=("rev",))
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_sample_moments_match_the_model(covariance_type):
+    # The fitted sklearn model (float64) is the reference: 200k samples must reproduce its
+    # weights, means and covariances (standard errors here are ~0.005 of the entries' scale).
+    ref = _sklearn(covariance_type)
+    model = GMMResult(jnp.asarray(ref.weights_), jnp.asarray(ref.means_),
+                      jnp.asarray(ref.covariances_), jnp.asarray(ref.precisions_cholesky_),
+                      None, None, None, None, None)
+    draw = jax.jit(functools.partial(gmm_sample, n=200_000, covariance_type=covariance_type))
+    x, labels = draw(model, jax.random.key(3))
+    x, labels = np.asarray(x), np.asarray(labels)
+    assert x.shape == (200_000, D) and labels.dtype == np.int32
+    np.testing.assert_allclose(np.bincount(labels, minlength=K) / len(labels), ref.weights_,
+                               atol=0.005)
+    as_matrix = {"full": lambda c: c, "tied": lambda c: c, "diag": np.diag,
+                 "spherical": lambda c: c * np.eye(D)}[covariance_type]
+    per_component = [ref.covariances_] * K if covariance_type == "tied" else ref.covariances_
+    covariances = [as_matrix(c) for c in per_component]
+    for c in range(K):
+        xc = x[labels == c]
+        scale = np.sqrt(np.diag(covariances[c])).max()
+        np.testing.assert_allclose(xc.mean(0), ref.means_[c], atol=0.03 * scale)
+        np.testing.assert_allclose(np.cov(xc.T), covariances[c], atol=0.05 * scale**2)
+    # and sklearn's own density agrees: the mean log-density of the samples is the model's
+    # negative entropy, estimated the same way from sklearn's samples
+    ours = ref.score_samples(x[:20_000]).mean()
+    theirs = ref.score_samples(ref.sample(20_000)[0]).mean()
+    assert abs(ours - theirs) < 0.05
+
+
+def test_sample_bad_input():
+    model = _fit_from(jnp.asarray(X), _params0("diag"), covariance_type="diag")
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="n must be"):
+        gmm_sample(model, key, 0, covariance_type="diag")
+    with pytest.raises(ValueError, match="key must be a JAX PRNG key"):
+        gmm_sample(model, None, 5, covariance_type="diag")
+    with pytest.raises(ValueError, match="precisions_cholesky must have shape"):
+        gmm_sample(model, key, 5, covariance_type="full")
+    with pytest.raises(ValueError, match="covariance_type"):
+        gmm_sample(model, key, 5, covariance_type="diagonal")
+    with pytest.raises(TypeError, match="must have attributes"):
+        gmm_sample(object(), key, 5)
 
 
 class TestBadInput:
