@@ -6,9 +6,13 @@ distribution over the neighbours ``j ≠ i`` of anchor ``i`` (the diagonal is ``
 Gaussian kernel, cluster co-membership) and the learned one ``q`` (cosine softmax, Student-t,
 Gaussian, cluster co-membership); :func:`icon_loss` returns ``KL(p(·|i) ‖ q(·|i))`` per anchor.
 
-Data parallelism: inside ``jax.shard_map``, call the constructors with ``axis_name``; each returns
-this shard's ``n`` anchor rows against the ``N`` samples of the global batch (gathered from all
-shards, shard by shard), and :func:`icon_loss`, which works row by row, needs no ``axis_name``.
+Data parallelism: inside ``jax.shard_map``, with the sample axis split over a mesh axis, call
+the constructors with that ``axis_name``. Then ``n`` is the per-shard count, the rows are this
+shard's anchors and the columns the ``N`` samples of the global batch, gathered from all shards
+in shard order with a differentiable ``all_gather``: each constructor returns this shard's rows
+of the single-device matrix of the global batch. :func:`icon_loss`, which works row by row,
+needs no ``axis_name``. Under plain ``jax.jit`` on sharded arrays leave ``axis_name`` None and
+XLA inserts the collectives.
 """
 
 from __future__ import annotations
@@ -182,12 +186,8 @@ def icon_labels(
     Args:
       labels: integer labels, shape [n].
       where: optional validity mask [n].
-      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
-        axis; then ``n`` is the per-shard count, the rows are this shard's anchors and the
-        columns the ``N`` samples of the global batch, gathered from all shards in shard order
-        with a differentiable ``all_gather``: the result is this shard's rows of the
-        single-device matrix of the global batch. Under plain ``jax.jit`` on sharded arrays
-        leave it None and XLA inserts the collectives.
+      axis_name: the sample axis's mesh axis inside ``jax.shard_map``, else None (see
+        *Data parallelism* in the module docstring).
 
     Returns:
       Log-probabilities [n, n] ([n, N] under ``axis_name``).
@@ -224,12 +224,8 @@ def icon_knn(
       x: features, shape [n, d] (typically frozen).
       k: neighbours per anchor, ``1 ≤ k < n`` (``k < N``, the global count, under
         ``axis_name``; static).
-      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
-        axis; then ``n`` is the per-shard count, the rows are this shard's anchors and the
-        columns the ``N`` samples of the global batch, gathered from all shards in shard order
-        with a differentiable ``all_gather``: the result is this shard's rows of the
-        single-device matrix of the global batch. Under plain ``jax.jit`` on sharded arrays
-        leave it None and XLA inserts the collectives.
+      axis_name: the sample axis's mesh axis inside ``jax.shard_map``, else None (see
+        *Data parallelism* in the module docstring).
 
     Returns:
       Log-probabilities [n, n] ([n, N] under ``axis_name``).
@@ -274,12 +270,8 @@ def icon_gaussian(
       x: points, shape [n, d].
       sigma: bandwidth ``σ > 0``, a scalar or shape [n] (this shard's anchors under
         ``axis_name``). May be traced.
-      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
-        axis; then ``n`` is the per-shard count, the rows are this shard's anchors and the
-        columns the ``N`` samples of the global batch, gathered from all shards in shard order
-        with a differentiable ``all_gather``: the result is this shard's rows of the
-        single-device matrix of the global batch. Under plain ``jax.jit`` on sharded arrays
-        leave it None and XLA inserts the collectives.
+      axis_name: the sample axis's mesh axis inside ``jax.shard_map``, else None (see
+        *Data parallelism* in the module docstring).
 
     Returns:
       Row-normalised log-probabilities [n, n] ([n, N] under ``axis_name``) with a ``-inf``
@@ -311,12 +303,8 @@ def icon_cosine(
     Args:
       z: embeddings, shape [n, d] (normalised inside).
       temperature: ``τ > 0``. May be traced.
-      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
-        axis; then ``n`` is the per-shard count, the rows are this shard's anchors and the
-        columns the ``N`` samples of the global batch, gathered from all shards in shard order
-        with a differentiable ``all_gather``: the result is this shard's rows of the
-        single-device matrix of the global batch. Under plain ``jax.jit`` on sharded arrays
-        leave it None and XLA inserts the collectives.
+      axis_name: the sample axis's mesh axis inside ``jax.shard_map``, else None (see
+        *Data parallelism* in the module docstring).
 
     Returns:
       Row-normalised log-probabilities [n, n] ([n, N] under ``axis_name``) with a ``-inf``
@@ -348,12 +336,8 @@ def icon_student_t(
     Args:
       z: embeddings, shape [n, d].
       dof: degrees of freedom ``ν > 0``, default 1. May be traced.
-      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
-        axis; then ``n`` is the per-shard count, the rows are this shard's anchors and the
-        columns the ``N`` samples of the global batch, gathered from all shards in shard order
-        with a differentiable ``all_gather``: the result is this shard's rows of the
-        single-device matrix of the global batch. Under plain ``jax.jit`` on sharded arrays
-        leave it None and XLA inserts the collectives.
+      axis_name: the sample axis's mesh axis inside ``jax.shard_map``, else None (see
+        *Data parallelism* in the module docstring).
 
     Returns:
       Row-normalised log-probabilities [n, n] ([n, N] under ``axis_name``) with a ``-inf``
@@ -390,12 +374,8 @@ def icon_comembership(
       log_phi: log cluster assignments, shape [n, k] (e.g. ``log_softmax`` of cluster logits;
         one-hot assignments as ``0`` / ``-inf``).
       where: optional validity mask [n]; invalid samples are nobody's neighbour.
-      axis_name: set only inside ``jax.shard_map`` with the sample axis split over this mesh
-        axis; then ``n`` is the per-shard count, the rows are this shard's anchors and the
-        columns the ``N`` samples of the global batch, gathered from all shards in shard order
-        with a differentiable ``all_gather``: the result is this shard's rows of the
-        single-device matrix of the global batch. Under plain ``jax.jit`` on sharded arrays
-        leave it None and XLA inserts the collectives.
+      axis_name: the sample axis's mesh axis inside ``jax.shard_map``, else None (see
+        *Data parallelism* in the module docstring).
 
     Returns:
       Row-normalised log-probabilities [n, n] ([n, N] under ``axis_name``) with a ``-inf``
