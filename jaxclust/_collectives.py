@@ -29,7 +29,12 @@ def logsumexp_over_samples(x, axis_name: str | None):
     ``LSE = m + ln psum(exp(ℓ_s − m))`` (METHODS.md §2.1, sharding). Columns that are ``-inf``
     everywhere stay ``-inf`` without producing NaN.
     """
-    local = jax.nn.logsumexp(x, axis=0)
+    return combine_logsumexp(jax.nn.logsumexp(x, axis=0), axis_name)
+
+
+def combine_logsumexp(local, axis_name: str | None):
+    """The global ``logsumexp`` from each shard's own ``local`` one (``local`` itself when
+    ``axis_name`` is None); ``-inf`` everywhere stays ``-inf`` without producing NaN."""
     if axis_name is None:
         return local
     m = lax.pmax(lax.stop_gradient(local), axis_name)

@@ -92,11 +92,12 @@ def build(config, data: Data) -> Recipe:
                            method=jcnn.MLPAutoencoder.encode)
 
     embed_all = over_dataset(encode, x)
-    hard_assign_all = jax.jit(lambda params: jnp.argmax(soft_assign_all(params), axis=1))
 
     def soft_assign_all(params):
         z = embed_all(params)
         return jaxclust.losses.dec_soft_assignment(z, params["centroids"], alpha=config.alpha)
+
+    hard_assign_all = jax.jit(lambda params: jnp.argmax(soft_assign_all(params), axis=1))
 
     def pretrain_loss(params, batch_stats, extra, batch, key):
         xb = inputs(batch, key)
@@ -122,16 +123,13 @@ def build(config, data: Data) -> Recipe:
         return rec + config.gamma * kl, ({"kl": kl, "rec": rec}, batch_stats)
 
     @jax.jit
-    def kmeans_on_embedding(params):
+    def embedding_kmeans(params):
         return jaxclust.cluster.kmeans(embed_all(params), k=config.k,
                                        key=jax.random.key(config.seed + 1),
                                        n_init=config.kmeans_n_init)
 
-    def embedding_kmeans(state: TrainState):
-        return kmeans_on_embedding(state.params)
-
     def init_centroids(state: TrainState, data: Data) -> TrainState:
-        centroids = embedding_kmeans(state).centroids
+        centroids = embedding_kmeans(state.params).centroids
         params = {**state.params, "centroids": centroids.astype(data.x.dtype)}
         return state._replace(params=params)
 
@@ -153,7 +151,7 @@ def build(config, data: Data) -> Recipe:
 
     def predict(state: TrainState) -> np.ndarray:
         if int(state.step) <= phases[0].num_steps:  # pretrained only: k-means on the embedding
-            return np.asarray(embedding_kmeans(state).labels, np.int32)
+            return np.asarray(embedding_kmeans(state.params).labels, np.int32)
         return np.asarray(hard_assign_all(state.params), np.int32)
 
     def embed(state: TrainState) -> np.ndarray:

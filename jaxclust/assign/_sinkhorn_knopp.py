@@ -250,16 +250,10 @@ def _potential_sweeps(log_kernel, log_row_target, log_column_target, num_steps: 
     ``v ← ln c − LSE_i(Λ + u)`` and the row step ``u ← ln w − LSE_k(Λ + v)``."""
     n, k = log_kernel.shape
 
-    def column_lse(u):
-        local = _one_pass_logsumexp(log_kernel + u[:, None], 0)
-        if axis_name is None:
-            return local
-        m = _safe(lax.pmax(lax.stop_gradient(local), axis_name))
-        return m + jnp.log(lax.psum(jnp.exp(local - m), axis_name))
-
     @jax.checkpoint
     def sweep(u, _):
-        v = log_column_target - _safe(column_lse(u))
+        local = _one_pass_logsumexp(log_kernel + u[:, None], 0)
+        v = log_column_target - _safe(_collectives.combine_logsumexp(local, axis_name))
         u = log_row_target - _safe(_one_pass_logsumexp(log_kernel + v[None, :], 1))
         return u, v
 

@@ -631,6 +631,14 @@ def gmm(
 def _check_model(x, model, covariance_type: str, name: str = "model"):
     """Validated ``(x, _Model)`` in a common compute dtype; ``model`` is e.g. a GMMResult."""
     x = _checks.as_float_array(x, "x", ndim=2, shape="[n, d]")
+    model = _check_model_arrays(model, covariance_type, x.shape[1], name)
+    dtype = compute_dtype(jnp.result_type(x.dtype, model.means.dtype))
+    return x.astype(dtype), jax.tree.map(lambda a: a.astype(dtype), model)
+
+
+def _check_model_arrays(model, covariance_type: str, d: int | None, name: str = "model"):
+    """``model``'s weights, means and precision factors as a ``_Model`` (no covariances),
+    checked against each other, ``covariance_type`` and ``d`` features (the means' when None)."""
     _checks.check_choice(covariance_type, "covariance_type", _COVARIANCE_TYPES)
     for field in ("weights", "means", "precisions_cholesky"):
         if not hasattr(model, field):
@@ -639,8 +647,8 @@ def _check_model(x, model, covariance_type: str, name: str = "model"):
                 f"GMMResult), got {type(model).__name__}."
             )
     weights = _checks.as_float_array(model.weights, f"{name}.weights", ndim=1, shape="[k]")
-    k, d = weights.shape[0], x.shape[1]
     means = _checks.as_float_array(model.means, f"{name}.means", ndim=2, shape="[k, d]")
+    k, d = weights.shape[0], means.shape[1] if d is None else d
     if means.shape != (k, d):
         raise ValueError(
             f"{name}.means must have shape [k, d] = {(k, d)} to match the weights and x, got "
@@ -653,9 +661,7 @@ def _check_model(x, model, covariance_type: str, name: str = "model"):
             f"{name}.precisions_cholesky must have shape {shape} for "
             f"covariance_type={covariance_type!r}, got {tuple(factors.shape)}."
         )
-    dtype = compute_dtype(jnp.result_type(x.dtype, means.dtype))
-    cast = lambda a: a.astype(dtype)  # noqa: E731
-    return cast(x), _Model(cast(weights), cast(means), None, cast(factors))
+    return _Model(weights, means, None, factors)
 
 
 def _centred_log_joint(x, model: _Model, covariance_type: str):
@@ -805,9 +811,8 @@ def gmm_sample(
     n = _checks.check_positive_int(n, "n")
     if key is None:
         raise ValueError("key must be a JAX PRNG key (e.g. jax.random.key(0)), got None.")
-    means = getattr(model, "means", None)
-    d = means.shape[-1] if getattr(means, "ndim", 0) == 2 else 1  # _check_model names problems
-    _, model = _check_model(jnp.zeros((1, d), jnp.float32), model, covariance_type)
+    model = _check_model_arrays(model, covariance_type, None)
+    model = jax.tree.map(lambda a: a.astype(compute_dtype(model.means.dtype)), model)
     k, d = model.means.shape
     pick, noise = jax.random.split(key)
     labels = jax.random.categorical(pick, jnp.log(model.weights), shape=(n,)).astype(jnp.int32)
