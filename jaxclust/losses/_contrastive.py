@@ -72,6 +72,12 @@ def _global_offset(n, axis_name):
     return _collectives.shard_index(axis_name) * n
 
 
+def _is_self(n, num, axis_name):
+    """``[n, N]`` mask of each local anchor's own column in the gathered (shard-major) batch."""
+    self_col = _global_offset(n, axis_name) + jnp.arange(n)
+    return jnp.arange(num)[None, :] == self_col[:, None]
+
+
 def _mask(where, n, name, other):
     if where is None:
         return jnp.ones((n,), bool)

@@ -28,17 +28,11 @@ from jaxclust.losses._contrastive import (
     _check_temperature,
     _dot,
     _gather,
-    _global_offset,
+    _is_self,
     _mask,
     _normalize,
     _squared_distances,
 )
-
-
-def _is_self(n, num, axis_name):
-    """``[n, N]`` mask of each local anchor's own column in the gathered (shard-major) batch."""
-    self_col = _global_offset(n, axis_name) + jnp.arange(n)
-    return jnp.arange(num)[None, :] == self_col[:, None]
 
 
 def _off_diagonal(logits, axis_name=None):

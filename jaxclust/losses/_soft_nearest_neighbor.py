@@ -11,7 +11,7 @@ from jaxclust._typing import ScalarLike
 from jaxclust.losses._contrastive import (
     _check_temperature,
     _gather,
-    _global_offset,
+    _is_self,
     _mask,
     _squared_distances,
 )
@@ -75,9 +75,7 @@ def soft_nearest_neighbor_loss(
     x_all = _gather(x, axis_name)
     labels_all = _gather(labels, axis_name)
     valid_all = _gather(valid, axis_name)
-    cols = jnp.arange(x_all.shape[0])
-    self_col = _global_offset(n, axis_name) + jnp.arange(n)
-    keep = valid_all[None, :] & (cols[None, :] != self_col[:, None])
+    keep = valid_all[None, :] & ~_is_self(n, x_all.shape[0], axis_name)
     same = keep & (labels_all[None, :] == labels[:, None])
     ok = valid & jnp.any(same, axis=1)
     logits = -_squared_distances(x, x_all) / temperature

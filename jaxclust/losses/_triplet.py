@@ -10,7 +10,7 @@ from jaxclust import _checks, _collectives
 from jaxclust._typing import ScalarLike
 from jaxclust.losses._contrastive import (
     _gather,
-    _global_offset,
+    _is_self,
     _mask,
     _normalize,
     _squared_distances,
@@ -111,8 +111,7 @@ def triplet_loss(
     dist = _pairwise(x, x_all, squared)  # [n, N]
     same = labels[:, None] == labels_all[None, :]
     both = valid[:, None] & valid_all[None, :]
-    self_col = _global_offset(n, axis_name) + jnp.arange(n)
-    pos = both & same & (jnp.arange(num)[None, :] != self_col[:, None])
+    pos = both & same & ~_is_self(n, num, axis_name)
     neg = both & ~same
     has_neg = jnp.any(neg, axis=1)
     if mining == "batch-hard":
