@@ -33,7 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # U(±1/√fan_in) ("flax": LeCun normal kernels, zero biases), and the squared error summed
     # over features ("mean": averaged, Keras' mse). "relu" is the DEC paper's activation;
     # ClustPy's is "leaky_relu" (slope 0.01). On an H100 these choices together scored ACC
-    # 0.662 ± 0.064 over seeds 0-9, against 0.608-0.627 for the variants listed in
+    # 0.662 ± 0.064 over seeds 0-9, against 0.585-0.635 for the other variants in
     # experiments/README.md.
     config.init = "pytorch"
     config.activation = "relu"
