@@ -32,7 +32,7 @@ import jaxclust.cluster
 import jaxclust.losses
 from experiments.configs.common import phase_steps
 from experiments.recipes.common import (
-    Recipe, adam, augment_flat, augment_options, init_params, over_dataset,
+    Recipe, adam, augment_flat, augment_options, in_chunks, over_dataset,
 )
 from experiments.trainer import Data, Phase, TrainState, new_state
 from jaxclust import nn as jcnn
@@ -57,13 +57,18 @@ def build(config, data: Data) -> Recipe:
     key = jax.random.key(config.seed)
     # One flat group per layer (encoder_i, decoder_i) plus the centroids, so that DEC's
     # clustering phase can leave the decoder out of the gradient and the optimiser.
-    params = dict(init_params(model, key, x[:1]))
-    if config.init == "pytorch":  # nn.Linear's bias is U(±1/√fan_in) too
-        bias_keys = jax.random.split(jax.random.fold_in(key, 1), len(params))
-        params = {name: {**layer, "bias": jax.random.uniform(
-                      k, layer["bias"].shape, layer["bias"].dtype, -1.0, 1.0)
-                      / np.sqrt(layer["kernel"].shape[0])}
-                  for k, (name, layer) in zip(bias_keys, sorted(params.items()))}
+
+    def init(key, example):  # one compiled program (op by op, every draw compiles its own)
+        params = dict(model.init(key, example)["params"])
+        if config.init == "pytorch":  # nn.Linear's bias is U(±1/√fan_in) too
+            bias_keys = jax.random.split(jax.random.fold_in(key, 1), len(params))
+            params = {name: {**layer, "bias": jax.random.uniform(
+                          k, layer["bias"].shape, layer["bias"].dtype, -1.0, 1.0)
+                          / np.sqrt(layer["kernel"].shape[0])}
+                      for k, (name, layer) in zip(bias_keys, sorted(params.items()))}
+        return params
+
+    params = jax.jit(init)(key, x[:1])
     params["centroids"] = jnp.zeros((config.k, config.latent), x.dtype)
     extra = {"p": jnp.full((data.n, config.k), 1.0 / config.k, x.dtype)}
     idec = config.method in ("idec", "idec_da")
@@ -93,11 +98,13 @@ def build(config, data: Data) -> Recipe:
 
     embed_all = over_dataset(encode, x)
 
-    def soft_assign_all(params):
-        z = embed_all(params)
+    def soft_assign(params, z):
         return jaxclust.losses.dec_soft_assignment(z, params["centroids"], alpha=config.alpha)
 
-    hard_assign_all = jax.jit(lambda params: jnp.argmax(soft_assign_all(params), axis=1))
+    # The dataset is passed to the compiled functions below rather than closed over, which
+    # would make it a 16 MB constant of each program (slow to compile, hash and load).
+    hard_assign = jax.jit(lambda params, x: jnp.argmax(
+        soft_assign(params, in_chunks(lambda xb: encode(params, xb), x)), axis=1))
 
     def pretrain_loss(params, batch_stats, extra, batch, key):
         xb = inputs(batch, key)
@@ -122,11 +129,15 @@ def build(config, data: Data) -> Recipe:
         rec = reconstruction(xb, x_hat)
         return rec + config.gamma * kl, ({"kl": kl, "rec": rec}, batch_stats)
 
-    @jax.jit
+    # The key is an argument (not a constant) so that every seed runs the same program, which
+    # the persistent compilation cache then serves.
+    kmeans_key = jax.random.key(config.seed + 1)
+    run_kmeans = jax.jit(lambda params, x, key: jaxclust.cluster.kmeans(
+        in_chunks(lambda xb: encode(params, xb), x), k=config.k, key=key,
+        n_init=config.kmeans_n_init))
+
     def embedding_kmeans(params):
-        return jaxclust.cluster.kmeans(embed_all(params), k=config.k,
-                                       key=jax.random.key(config.seed + 1),
-                                       n_init=config.kmeans_n_init)
+        return run_kmeans(params, x, kmeans_key)
 
     def init_centroids(state: TrainState, data: Data) -> TrainState:
         centroids = embedding_kmeans(state.params).centroids
@@ -134,7 +145,7 @@ def build(config, data: Data) -> Recipe:
         return state._replace(params=params)
 
     def refresh_target(state: TrainState, data: Data):
-        q = soft_assign_all(state.params)
+        q = soft_assign(state.params, embed_all(state.params))
         return {"p": jaxclust.losses.dec_target(q)}
 
     steps_per_epoch = data.n // config.batch_size
@@ -152,7 +163,7 @@ def build(config, data: Data) -> Recipe:
     def predict(state: TrainState) -> np.ndarray:
         if int(state.step) <= phases[0].num_steps:  # pretrained only: k-means on the embedding
             return np.asarray(embedding_kmeans(state.params).labels, np.int32)
-        return np.asarray(hard_assign_all(state.params), np.int32)
+        return np.asarray(hard_assign(state.params, x), np.int32)
 
     def embed(state: TrainState) -> np.ndarray:
         return np.asarray(embed_all(state.params))
