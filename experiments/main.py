@@ -11,6 +11,10 @@ _CACHE = flags.DEFINE_string(
     "compilation_cache", "~/.cache/jaxclust/xla",
     "Directory of JAX's persistent compilation cache (runs after the first skip compiling); "
     "'' turns it off.")
+_TRITON = flags.DEFINE_bool(
+    "triton_gemm", False,
+    "Keep XLA's Triton GEMM fusions on GPUs (default: cuBLAS, which compiles much faster; "
+    "see experiments.train.use_fast_gpu_compilation).")
 
 
 def main(argv):
@@ -19,6 +23,7 @@ def main(argv):
     from experiments import train
 
     train.use_compilation_cache(_CACHE.value)
+    train.use_fast_gpu_compilation(triton_gemm=_TRITON.value)
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

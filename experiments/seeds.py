@@ -24,6 +24,10 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Parent directory of the per-see
 _CACHE = flags.DEFINE_string(
     "compilation_cache", "~/.cache/jaxclust/xla",
     "Directory of JAX's persistent compilation cache; '' turns it off.")
+_TRITON = flags.DEFINE_bool(
+    "triton_gemm", False,
+    "Keep XLA's Triton GEMM fusions on GPUs (default: cuBLAS, which compiles much faster; "
+    "see experiments.train.use_fast_gpu_compilation).")
 _TAIL = flags.DEFINE_float("tail", 0.3, "Fraction of the classes (the rarest) whose mean recall "
                            "is reported as the minority recall.")
 
@@ -48,6 +52,7 @@ def main(argv):
     from experiments import train, trainer
 
     train.use_compilation_cache(_CACHE.value)
+    train.use_fast_gpu_compilation(triton_gemm=_TRITON.value)
     workdir = pathlib.Path(_WORKDIR.value)
     runs, phase_acc = [], []
     for seed in map(int, _SEEDS.value):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import os
 import pathlib
 import time
 from typing import NamedTuple
@@ -122,6 +123,26 @@ def use_compilation_cache(directory: str) -> None:
     if directory:
         jax.config.update("jax_compilation_cache_dir", str(pathlib.Path(directory).expanduser()))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def use_fast_gpu_compilation(triton_gemm: bool = False) -> None:
+    """Compilation settings for NVIDIA GPUs that cut a recipe's compile time (no effect on CPU).
+
+    - Random numbers: ``jax_threefry_gpu_kernel_lowering``, one CUDA kernel for the threefry
+      hash instead of its HLO expansion, which XLA compiles separately for every shape (DEC's
+      initialisation on an H100: 2.6 s, 0.4 s with the kernel). The values are the same.
+    - Matrix products (unless ``triton_gemm``): ``--xla_gpu_enable_triton_gemm=false`` in
+      ``XLA_FLAGS``, so they go to cuBLAS instead of XLA's Triton GEMM fusions, which XLA
+      autotunes by compiling and timing candidate kernels: for the recipes' MLPs that is most of
+      the compilation (DEC's pretraining loop: 7.4 s, 0.7 s with cuBLAS), and the cuBLAS
+      kernels run the loop as fast (experiments/README.md). A ``--xla_gpu_enable_triton_gemm``
+      already in ``XLA_FLAGS`` wins. The flag is read when JAX starts its backends, so call this
+      before any computation.
+    """
+    jax.config.update("jax_threefry_gpu_kernel_lowering", True)
+    flags = os.environ.get("XLA_FLAGS", "")
+    if not triton_gemm and "xla_gpu_enable_triton_gemm" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_enable_triton_gemm=false".strip()
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:

@@ -73,8 +73,10 @@ class Phase:
       num_steps: optimisation steps in this phase.
       optimizer: the optax transformation used in this phase (its state is reset at the start).
       loss_fn: ``(params, batch_stats, extra, batch, key) -> (loss, (metrics, batch_stats))``
-        where ``batch`` is a dict with ``x`` (inputs), ``index`` (dataset rows) and ``step``
-        (the global step, traced, e.g. for schedules) and
+        where ``batch`` is a dict with ``x`` (inputs), ``index`` (dataset rows), ``step``
+        (the global step, traced, e.g. for schedules) and ``dataset`` (all inputs, for losses
+        that look up other rows, e.g. SCAN's neighbours; closing over the dataset instead would
+        make it a constant of the compiled program) and
         ``metrics`` a dict of scalars to log. Must be jit-able.
       start_fn: ``(state, data) -> state``, run once on the host when the phase begins (e.g.
         k-means on the pretrained embedding to initialise centroids). Not re-run on resume.
@@ -280,7 +282,7 @@ class Trainer:
 
         def step(state: TrainState, x_all, idx):
             key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
-            batch = {"x": x_all[idx], "index": idx, "step": state.step}
+            batch = {"x": x_all[idx], "index": idx, "step": state.step, "dataset": x_all}
             trained, fixed = phase.split(state.params)
 
             def loss(trained):

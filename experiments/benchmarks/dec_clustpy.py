@@ -15,9 +15,12 @@ printed for both libraries ("k-means" and "argmax Q"); our recipes' own result i
 Times are the wall time of the whole fit on each side: pretraining, k-means initialisation,
 clustering, and (ours) building the model, compilation, evaluations at phase ends and
 checkpoints (at phase ends only unless ``--checkpoint-every``; ClustPy saves none). Each run is
-timed alone, one after the other, in one process. With ``--compilation-cache DIR`` compiled
-programs persist across processes (JAX's persistent cache): a second invocation then measures
-the time without compilation.
+timed alone, one after the other, in one process. Our side runs as the runner
+(``experiments/main.py``, ``seeds.py``) does: JAX's persistent compilation cache on, here in a
+fresh temporary directory, so the first run compiles and later seeds reuse its programs, and
+the GPU compilation settings of ``experiments.train.use_fast_gpu_compilation``. With
+``--compilation-cache DIR`` the programs persist across invocations (a second one measures the
+time without compilation); ``--compilation-cache ''`` compiles every run.
 
 Usage:
   python -m experiments.benchmarks.dec_clustpy --methods=dec,idec --seeds=0,1,2
@@ -87,15 +90,22 @@ def main() -> None:
     parser.add_argument("--methods", default="dec,idec")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--no-clustpy", action="store_true")
+    parser.add_argument("--no-jaxclust", action="store_true", help="ClustPy only (more seeds)")
     parser.add_argument("--quick", action="store_true", help="2 + 2 epochs (a smoke run)")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     parser.add_argument("--overrides", default="", help="our config's key=value,... overrides")
     parser.add_argument("--checkpoint-every", type=int, default=0,
                         help="our checkpoint interval (0: at phase ends only; ClustPy saves none)")
     parser.add_argument("--compilation-cache", default=None,
-                        help="JAX persistent compilation cache directory (default: none)")
+                        help="JAX's persistent compilation cache directory (default: a fresh "
+                             "temporary one, as the runner's first use; '': off)")
+    parser.add_argument("--triton-gemm", action="store_true",
+                        help="keep XLA's Triton GEMMs on GPUs (the runner's default: cuBLAS)")
     args = parser.parse_args()
-    train.use_compilation_cache(args.compilation_cache or "")
+    train.use_fast_gpu_compilation(triton_gemm=args.triton_gemm)
+    cache = tempfile.TemporaryDirectory()
+    train.use_compilation_cache(cache.name if args.compilation_cache is None
+                                else args.compilation_cache)
     os.environ.setdefault("TQDM_DISABLE", "1")  # ClustPy's per-epoch progress bars
     epochs = (2, 2) if args.quick else None
     ds = jaxclust.data.load("mnist5k")
@@ -107,20 +117,29 @@ def main() -> None:
         print(f"torch {torch.__version__}, cuda available: {torch.cuda.is_available()}, "
               f"float32 matmul precision: {torch.get_float32_matmul_precision()}")
     rows = []
+
+    def save():  # after every run, so that a run cut short keeps what it measured
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=2)
+
     for method in args.methods.split(","):
         for seed in map(int, args.seeds.split(",")):
-            with tempfile.TemporaryDirectory() as workdir:
-                rows.append({"method": method, "seed": seed, "library": "jaxclust",
-                             **_ours(method, seed, epochs, workdir, args.overrides,
-                                     args.checkpoint_every)})
-            print(rows[-1], flush=True)
+            if not args.no_jaxclust:
+                with tempfile.TemporaryDirectory() as workdir:
+                    rows.append({"method": method, "seed": seed, "library": "jaxclust",
+                                 **_ours(method, seed, epochs, workdir, args.overrides,
+                                         args.checkpoint_every)})
+                print(rows[-1], flush=True)
+                save()
             if not args.no_clustpy:
                 rows.append({"method": method, "seed": seed, "library": "clustpy",
                              **_clustpy(method, seed, epochs, x, ds.y)})
                 print(rows[-1], flush=True)
+                save()
     print()
     print_table(rows, ["method", "seed", "library", "argmax Q", "k-means", "time_s", "train_s"])
-    if not args.no_clustpy:
+    if not (args.no_clustpy or args.no_jaxclust):
         print()
         for method in args.methods.split(","):
             mine = [r for r in rows if r["method"] == method and r["library"] == "jaxclust"]
@@ -131,9 +150,6 @@ def main() -> None:
             ratio = np.mean([a["time_s"] / b["time_s"] for a, b in zip(mine, peer)])
             print(f"{method} time: jaxclust {np.mean([r['time_s'] for r in mine]):.1f} s, "
                   f"clustpy {np.mean([r['time_s'] for r in peer]):.1f} s, ratio {ratio:.2f}x")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -86,7 +86,8 @@ def build(config, data: Data) -> Recipe:
         k_n, k_a, k_b = jax.random.split(key, 3)
         nb = jaxclust.losses.sample_neighbors(k_n, extra["neighbors"][batch["index"]])
         anchors = logits_fn(params, augment_flat(k_a, batch["x"], **weak))
-        neighbors = logits_fn(params, augment_flat(k_b, x[jnp.maximum(nb, 0)], **weak))
+        xn = batch["dataset"][jnp.maximum(nb, 0)]
+        neighbors = logits_fn(params, augment_flat(k_b, xn.reshape(xn.shape[0], -1), **weak))
         out = jaxclust.losses.scan_loss(anchors, neighbors, entropy_weight=config.entropy_weight)
         return out.total, ({"consistency": out.consistency, "entropy": out.entropy},
                            batch_stats)
