@@ -101,10 +101,13 @@ def build(config, data: Data) -> Recipe:
     def soft_assign(params, z):
         return jaxclust.losses.dec_soft_assignment(z, params["centroids"], alpha=config.alpha)
 
-    # The dataset is passed to the compiled functions below rather than closed over, which
+    # The dataset is an argument of the compiled functions below rather than closed over, which
     # would make it a 16 MB constant of each program (slow to compile, hash and load).
-    hard_assign = jax.jit(lambda params, x: jnp.argmax(
-        soft_assign(params, in_chunks(lambda xb: encode(params, xb), x)), axis=1))
+    def embed_rows(params, rows):
+        return in_chunks(lambda xb: encode(params, xb), rows)
+
+    hard_assign = jax.jit(
+        lambda params, x: jnp.argmax(soft_assign(params, embed_rows(params, x)), axis=1))
 
     def pretrain_loss(params, batch_stats, extra, batch, key):
         xb = inputs(batch, key)
@@ -133,8 +136,7 @@ def build(config, data: Data) -> Recipe:
     # the persistent compilation cache then serves.
     kmeans_key = jax.random.key(config.seed + 1)
     run_kmeans = jax.jit(lambda params, x, key: jaxclust.cluster.kmeans(
-        in_chunks(lambda xb: encode(params, xb), x), k=config.k, key=key,
-        n_init=config.kmeans_n_init))
+        embed_rows(params, x), k=config.k, key=key, n_init=config.kmeans_n_init))
 
     def embedding_kmeans(params):
         return run_kmeans(params, x, kmeans_key)
