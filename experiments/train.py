@@ -262,9 +262,10 @@ class Trained(NamedTuple):
     train_time_s: float  # wall time of all phases, compilation included
 
 
-def train_recipe(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> Trained:
-    """Builds ``experiments/recipes/<config.recipe or config.method>.py`` and trains it with
-    :class:`experiments.trainer.Trainer` (checkpoints and the metrics log go to ``workdir``)."""
+def prepare_recipe(config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
+    """Builds ``experiments/recipes/<config.recipe or config.method>.py`` on the config's dataset
+    and the :class:`experiments.trainer.Trainer` that runs it (checkpoints and the metrics log go
+    to ``workdir``); nothing is trained yet. Returns ``(recipe, dataset, trainer)``."""
     from experiments import trainer
 
     workdir = pathlib.Path(workdir)
@@ -291,6 +292,12 @@ def train_recipe(config: ml_collections.ConfigDict, workdir: str | pathlib.Path)
         eval_every=config.eval_every,
         stop_after=None if config.stop_after < 0 else config.stop_after,
     )
+    return recipe, ds, run
+
+
+def train_recipe(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> Trained:
+    """Builds the config's recipe (:func:`prepare_recipe`) and trains it."""
+    recipe, ds, run = prepare_recipe(config, workdir)
     start = time.perf_counter()
     state = run.run(recipe.state, resume=config.resume)
     return Trained(recipe, state, ds, run, time.perf_counter() - start)

@@ -371,6 +371,9 @@ class Trainer:
             state = jax.device_put(state, self.replicated)
             if not self.quiet:
                 print(f"resumed from step {step} ({self.phases[p].name})", file=sys.stderr)
+            if self.stop_after is not None and step >= self.stop_after:
+                manager.close()  # already where it was asked to stop
+                return state
             if step >= self.bounds[p + 1] and p + 1 < len(self.phases):
                 p += 1
                 state = self._begin_phase(state, p)
