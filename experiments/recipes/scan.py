@@ -15,9 +15,10 @@ Phases:
    head on the backbone, training the whole network.
 3. ``selflabel``: cross-entropy of strongly augmented views to the confident (max p >
    ``threshold``; paper 0.99, config 0.9) predictions on weakly augmented views,
-   class-balanced (``scan_self_label_loss``). With our short schedules only ~5–10% of the
-   images pass 0.99 after the SCAN phase and self-labelling then *lowers* accuracy (measured on
-   MNIST-5k: 0.64 → 0.52 at 0.99, → 0.58 at 0.9); set ``selflabel_epochs=0`` to skip it.
+   class-balanced (``scan_self_label_loss``). On MNIST-5k, starting from SCAN clusterings at
+   ACC 0.69–0.76, self-labelling *lowers* accuracy under every setting tried (threshold 0.9:
+   0.721 → 0.703 on seeds 0–2; 0.99: → 0.678; experiments/README.md, made with
+   ``experiments/branch.py``); set ``selflabel_epochs=0`` to skip it.
 
 Simplified relative to the paper: an MLP backbone on flattened images instead of ResNet-18;
 digit augmentations (weak: the same small affine warp and noise as the pretext; strong: a larger
