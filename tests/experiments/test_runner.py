@@ -80,10 +80,10 @@ def test_compiled_loops_take_the_dataset_as_an_argument(name, tmp_path):
     # Closing over the dataset (in the trainer or in a recipe's loss) would embed it in the
     # phase's program as a constant (digits: 0.46 MB; MNIST-5k: 16 MB), which XLA then compiles
     # and the compilation cache hashes.
-    recipe, state, _, run, _ = train.train_recipe(_config(name), tmp_path)
+    recipe, _, run = train.prepare_recipe(_config(name), tmp_path)  # built, not trained
     idx = np.zeros((run.log_every, run.batch_size), np.int32)
     for p in range(len(run.phases)):
-        phase_state = state._replace(opt_state=run._opt_init(p, state.params))
+        phase_state = recipe.state._replace(opt_state=run._opt_init(p, recipe.state.params))
         hlo = run._steps_fn(p).lower(phase_state, run.data.x, idx, np.int32(1)).as_text()
         # an embedded constant is written out in hexadecimal: two characters per byte
         assert len(hlo) < 2 * run.data.x.nbytes, (run.phases[p].name, len(hlo))
