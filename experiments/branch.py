@@ -29,6 +29,9 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import compilation_flags, train
+from experiments.configs.common import apply_overrides
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
 _AT = flags.DEFINE_string("at", None, "Name of the phase after which the variants branch.")
 _VARIANTS = flags.DEFINE_string(
@@ -36,9 +39,6 @@ _VARIANTS = flags.DEFINE_string(
     "config as given is always run too, as 'as is').")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to run.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Parent directory of the trunks and branches.")
-_CACHE = flags.DEFINE_string(
-    "compilation_cache", "~/.cache/jaxclust/xla",
-    "Directory of JAX's persistent compilation cache; '' turns it off.")
 
 
 def parse_variants(spec: str) -> dict[str, str]:
@@ -73,9 +73,6 @@ def branch(config: ml_collections.ConfigDict, at: str, variants: dict[str, str],
       ValueError: if ``at`` is not a phase of the recipe, is its last phase, or a variant changes
         the phases up to it.
     """
-    from experiments import train
-    from experiments.configs.common import apply_overrides
-
     workdir = pathlib.Path(workdir)
     config = config.copy_and_resolve_references()
     config.plot, config.compare_kmeans, config.resume = False, False, True
@@ -86,7 +83,7 @@ def branch(config: ml_collections.ConfigDict, at: str, variants: dict[str, str],
     p = names.index(at)
     trunk = [(phase.name, phase.num_steps) for phase in run.phases[:p + 1]]
     run.stop_after = int(run.bounds[p + 1])
-    out = {"trunk": _timed_run(train, recipe, ds, run)}
+    out = {"trunk": _timed_run(recipe, ds, run)}
     for name, overrides in variants.items():
         vconfig = apply_overrides(config.copy_and_resolve_references(), overrides)
         target = workdir / name
@@ -97,11 +94,11 @@ def branch(config: ml_collections.ConfigDict, at: str, variants: dict[str, str],
         if [(phase.name, phase.num_steps) for phase in vrun.phases[:p + 1]] != trunk:
             raise ValueError(f"variant {name!r} ({overrides}) changes the phases up to {at!r}; "
                              "a variant may only change what comes after the branch point.")
-        out[name] = _timed_run(train, vrecipe, vds, vrun)
+        out[name] = _timed_run(vrecipe, vds, vrun)
     return out
 
 
-def _timed_run(train, recipe, ds, run):
+def _timed_run(recipe, ds, run):
     start = time.perf_counter()
     state = run.run(recipe.state)
     return train.Trained(recipe, state, ds, run, time.perf_counter() - start)
@@ -110,10 +107,7 @@ def _timed_run(train, recipe, ds, run):
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    from experiments import train
-
-    train.use_compilation_cache(_CACHE.value)
-    train.use_fast_gpu_compilation()
+    compilation_flags.apply()
     variants = parse_variants(_VARIANTS.value)
     workdir = pathlib.Path(_WORKDIR.value)
     seeds = list(map(int, _SEEDS.value))

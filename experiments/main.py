@@ -3,18 +3,12 @@
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import compilation_flags
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/kmeans.py", "Path to a config file (optionally :key=value,...)."
 )
 _WORKDIR = flags.DEFINE_string("workdir", "results/kmeans_mnist5k", "Where results are written.")
-_CACHE = flags.DEFINE_string(
-    "compilation_cache", "~/.cache/jaxclust/xla",
-    "Directory of JAX's persistent compilation cache (runs after the first skip compiling); "
-    "'' turns it off.")
-_TRITON = flags.DEFINE_bool(
-    "triton_gemm", False,
-    "Keep XLA's Triton GEMM fusions on GPUs (default: cuBLAS, which compiles much faster; "
-    "see experiments.train.use_fast_gpu_compilation).")
 
 
 def main(argv):
@@ -22,8 +16,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     from experiments import train
 
-    train.use_compilation_cache(_CACHE.value)
-    train.use_fast_gpu_compilation(triton_gemm=_TRITON.value)
+    compilation_flags.apply()
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

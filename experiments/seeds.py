@@ -16,18 +16,12 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import compilation_flags
 from experiments.train import mean_std, rarest_classes
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to run.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Parent directory of the per-seed runs.")
-_CACHE = flags.DEFINE_string(
-    "compilation_cache", "~/.cache/jaxclust/xla",
-    "Directory of JAX's persistent compilation cache; '' turns it off.")
-_TRITON = flags.DEFINE_bool(
-    "triton_gemm", False,
-    "Keep XLA's Triton GEMM fusions on GPUs (default: cuBLAS, which compiles much faster; "
-    "see experiments.train.use_fast_gpu_compilation).")
 _TAIL = flags.DEFINE_float("tail", 0.3, "Fraction of the classes (the rarest) whose mean recall "
                            "is reported as the minority recall.")
 
@@ -51,8 +45,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     from experiments import train, trainer
 
-    train.use_compilation_cache(_CACHE.value)
-    train.use_fast_gpu_compilation(triton_gemm=_TRITON.value)
+    compilation_flags.apply()
     workdir = pathlib.Path(_WORKDIR.value)
     runs, phase_acc = [], []
     for seed in map(int, _SEEDS.value):
