@@ -103,9 +103,8 @@ def main() -> None:
                         help="keep XLA's Triton GEMMs on GPUs (the runner's default: cuBLAS)")
     args = parser.parse_args()
     train.use_fast_gpu_compilation(triton_gemm=args.triton_gemm)
-    cache = tempfile.TemporaryDirectory()
-    train.use_compilation_cache(cache.name if args.compilation_cache is None
-                                else args.compilation_cache)
+    fresh_cache = tempfile.TemporaryDirectory() if args.compilation_cache is None else None
+    train.use_compilation_cache(fresh_cache.name if fresh_cache else args.compilation_cache)
     os.environ.setdefault("TQDM_DISABLE", "1")  # ClustPy's per-epoch progress bars
     epochs = (2, 2) if args.quick else None
     ds = jaxclust.data.load("mnist5k")
