@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -11,7 +12,7 @@ from jax import lax
 from jax.experimental import sparse
 from jaxtyping import Array, Bool, Float, Int
 
-from jaxclust import _checks
+from jaxclust import _checks, _collectives
 from jaxclust._typing import KeyArray, ScalarLike
 from jaxclust.cluster._distances import compute_dtype, squared_distances
 from jaxclust.cluster._kmeans import KMeansResult, kmeans
@@ -93,6 +94,7 @@ def knn_affinity(
     n_neighbors: int = 10,
     include_self: bool = True,
     block_size: int | None = None,
+    where: Bool[Array, " n"] | None = None,
 ) -> sparse.BCOO:
     """Symmetrised kNN connectivity ``A = ½(M + Mᵀ)`` as a sparse [n, n] matrix.
 
@@ -112,13 +114,17 @@ def knn_affinity(
       n_neighbors: neighbours per row, self included when ``include_self`` (static).
       include_self: whether each row is its own neighbour (static).
       block_size: query rows per block of the neighbour search (static); see :func:`knn`.
+      where: validity mask, shape [n]; rows where it is False are neither neighbours nor have
+        any (their row and column are zero), so a padded set gives the graph of its valid rows.
 
     Returns:
       A symmetric ``BCOO`` matrix of shape [n, n] with entries in {0, ½, 1}.
 
     Raises:
-      TypeError: if ``x`` is not floating point or ``n_neighbors`` is not an int.
-      ValueError: if ``x`` is not [n, d] or holds NaN/Inf, or ``n_neighbors`` is out of range.
+      TypeError: if ``x`` is not floating point, ``n_neighbors`` is not an int or ``where`` is
+        not boolean.
+      ValueError: if ``x`` is not [n, d] or holds NaN/Inf, ``n_neighbors`` is out of range, or
+        ``where`` has the wrong length.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -133,18 +139,24 @@ def knn_affinity(
     limit = n if include_self else n - 1
     if n_neighbors > limit:
         raise ValueError(f"n_neighbors must be <= {limit} for n={n} samples, got {n_neighbors}.")
-    return _knn_graph(x.astype(compute_dtype(x.dtype)), n_neighbors, bool(include_self), block_size)
+    if where is not None:
+        where = _checks.as_bool_array(where, "where", n=n, other="x")
+    x = x.astype(compute_dtype(x.dtype))
+    return _knn_graph(x, n_neighbors, bool(include_self), block_size, where)
 
 
-def _knn_graph(x, n_neighbors, include_self, block_size):
+def _knn_graph(x, n_neighbors, include_self, block_size, where=None):
+    """The kNN graph's COO entries; with ``where``, entries touching invalid rows are 0."""
     n = x.shape[0]
     others = n_neighbors - int(include_self)
     rows_list, cols_list, data_list = [], [], []
     if others > 0:
-        idx = knn(x, k=others, block_size=block_size).indices
+        idx = knn(x, k=others, block_size=block_size, where=where).indices
         rows = jnp.repeat(jnp.arange(n, dtype=jnp.int32), others)
         cols = idx.reshape(-1)
-        half = jnp.full(n * others, 0.5, x.dtype)
+        # knn marks missing neighbours (invalid rows, or fewer valid rows than k) with -1.
+        half = jnp.where(cols >= 0, 0.5, 0.0).astype(x.dtype)
+        cols = jnp.maximum(cols, 0)
         rows_list += [rows, cols]
         cols_list += [cols, rows]
         data_list += [half, half]
@@ -152,7 +164,7 @@ def _knn_graph(x, n_neighbors, include_self, block_size):
         diag = jnp.arange(n, dtype=jnp.int32)
         rows_list.append(diag)
         cols_list.append(diag)
-        data_list.append(jnp.ones(n, x.dtype))
+        data_list.append(jnp.ones(n, x.dtype) if where is None else where.astype(x.dtype))
     indices = jnp.stack([jnp.concatenate(rows_list), jnp.concatenate(cols_list)], axis=1)
     return sparse.BCOO((jnp.concatenate(data_list), indices), shape=(n, n))
 
@@ -247,6 +259,7 @@ def spectral_clustering(
     eigen_tol: ScalarLike | None = None,
     kmeans_max_steps: int = 300,
     block_size: int | None = None,
+    where: Bool[Array, " n"] | None = None,
 ) -> SpectralResult:
     """Spectral clustering of Ng, Jordan & Weiss (2001): k-means on the top eigenvectors.
 
@@ -262,6 +275,12 @@ def spectral_clustering(
     with the kNN affinity these are sparse gathers and segment sums, so the whole pipeline uses
     ``O(n·(d + n_neighbors + k))`` memory plus one [block, n] distance block of the neighbour
     search, never an [n, n] matrix. The result is not differentiable.
+
+    Sharding: under ``jax.jit`` on inputs whose rows are sharded over a mesh, XLA partitions the
+    whole pipeline (tested on 8 devices: same labels and eigenvalues as one device). Rows
+    sharded over an ``AxisType.Explicit`` axis run with that axis in Auto mode
+    (``jax.sharding.auto_axes``) and the per-sample outputs come back sharded like ``x``. There
+    is no ``axis_name`` for ``jax.shard_map``: the eigensolver needs the whole operator.
 
     Differences from ``sklearn.cluster.SpectralClustering``: scikit-learn divides the eigenvectors
     by ``√degree`` and does not row-normalise (``embedding="rw"`` does the same); the partitions
@@ -295,6 +314,12 @@ def spectral_clustering(
         eigengap, and kNN graphs of elongated clusters have gaps near 1e-4: keep it small.
       kmeans_max_steps: maximum Lloyd iterations per k-means run (static).
       block_size: query rows per block of the kNN search (static); see :func:`knn`.
+      where: validity mask, shape [n]; rows where it is False are cut out of the graph (zero
+        affinity to everything, so they are isolated nodes whose eigenvector rows are 0), get a
+        zero embedding row, are ignored by k-means and are labelled ``-1``. With ``jax.vmap``
+        this clusters padded sets of different sizes. The valid rows must number at least
+        ``k`` (checked when ``where`` is concrete); ``eigen_solver="auto"`` decides on the padded
+        ``n``.
 
     Returns:
       A :class:`SpectralResult`.
@@ -302,7 +327,8 @@ def spectral_clustering(
     Raises:
       TypeError: if ``x`` is not floating point or a static option has the wrong type.
       ValueError: if shapes are wrong, values are not finite, a precomputed affinity is not
-        square or has negative entries, ``k`` is out of range, or an option is unknown.
+        square or has negative entries, ``k`` is out of range (also against the valid rows of a
+        concrete ``where``), or an option is unknown.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -347,22 +373,65 @@ def spectral_clustering(
                     f"n_neighbors must be <= the number of samples n={n}, got {n_neighbors}."
                 )
     k = _checks.check_num_clusters(k, n)
+    if where is not None:
+        where = _checks.as_bool_array(where, "where", n=n, other="x")
+        if _checks.is_concrete(where) and k > int(np.sum(np.asarray(where))):
+            raise ValueError(
+                f"k must be <= the number of valid samples (where=True), got k={k} and "
+                f"{int(np.sum(np.asarray(where)))} valid samples."
+            )
     if eigen_solver == "auto":
         eigen_solver = "dense" if n <= DENSE_MAX_N or 5 * k >= n else "lobpcg"
     if eigen_solver == "lobpcg" and 5 * _lobpcg_block(n, k) >= n:
         raise ValueError(
             f"eigen_solver='lobpcg' needs 5·k < n, got k={k} and n={n}; use eigen_solver='dense'."
         )
-    if affinity == "rbf":
-        a = _rbf(x, gamma)
-    elif affinity == "nearest_neighbors":
-        a = _knn_graph(x, n_neighbors, True, block_size)
-    op = _normalized_operator(a, densify=eigen_solver == "dense")
     tol = eigen_tol if eigen_tol is not None else (1e-8 if dtype == jnp.float64 else 1e-5)
-    return _embed_and_cluster(
-        op, key, jnp.asarray(tol, dtype), k=k, solver=eigen_solver, embedding=embedding,
-        n_init=n_init, eigen_max_steps=eigen_max_steps, kmeans_max_steps=kmeans_max_steps,
+    run = functools.partial(
+        _spectral, affinity=affinity, n_neighbors=n_neighbors, block_size=block_size, k=k,
+        solver=eigen_solver, embedding=embedding, n_init=n_init,
+        eigen_max_steps=eigen_max_steps, kmeans_max_steps=kmeans_max_steps,
     )
+    data = a if affinity == "precomputed" else x
+    args = (data, where, jnp.asarray(gamma, dtype), jnp.asarray(tol, dtype), key)
+    axis = None if isinstance(data, sparse.BCOO) else _collectives.explicit_sample_axis(data)
+    if axis is None:
+        return run(*args)
+    # Rows explicitly sharded (AxisType.Explicit): the [n, n] affinity and the eigensolver have
+    # no single natural per-op sharding, so the pipeline runs with the axis in Auto mode and
+    # XLA's partitioner places it; per-sample outputs come back sharded like ``x``.
+    rows, replicated = jax.sharding.PartitionSpec(axis), jax.sharding.PartitionSpec()
+    out = SpectralResult(rows, rows, replicated, replicated, replicated, replicated,
+                         KMeansResult(replicated, rows, *(replicated,) * 4))
+    return jax.sharding.auto_axes(run, axes=axis, out_sharding=out)(*args)
+
+
+def _spectral(data, where, gamma, tol, key, *, affinity, n_neighbors, block_size, k, solver,
+              embedding, n_init, eigen_max_steps, kmeans_max_steps) -> SpectralResult:
+    """Graph, normalisation, eigenvectors and k-means on validated inputs."""
+    if affinity == "rbf":
+        a = _rbf(data, gamma)
+    elif affinity == "nearest_neighbors":
+        a = _knn_graph(data, n_neighbors, True, block_size, where)
+    else:
+        a = data
+    if where is not None:
+        a = _mask_affinity(a, where)
+    op = _normalized_operator(a, densify=solver == "dense")
+    return _embed_and_cluster(
+        op, key, tol, k=k, solver=solver, embedding=embedding, n_init=n_init,
+        eigen_max_steps=eigen_max_steps, kmeans_max_steps=kmeans_max_steps, where=where,
+    )
+
+
+def _mask_affinity(a, where):
+    """Zeroes every affinity that touches an invalid row (dense or BCOO)."""
+    if isinstance(a, sparse.BCOO):
+        rows, cols = a.indices[:, 0], a.indices[:, 1]
+        n = a.shape[0]
+        ok = where[jnp.clip(rows, 0, n - 1)] & where[jnp.clip(cols, 0, n - 1)]
+        return sparse.BCOO((jnp.where(ok, a.data, 0.0), a.indices), shape=a.shape)
+    return jnp.where(where[:, None] & where[None, :], a, 0.0)
 
 
 def _check_precomputed(a):
@@ -397,7 +466,7 @@ def _check_nonnegative(a):
 
 
 def _embed_and_cluster(op, key, tol, *, k, solver, embedding, n_init, eigen_max_steps,
-                       kmeans_max_steps) -> SpectralResult:
+                       kmeans_max_steps, where=None) -> SpectralResult:
     key_eig, key_km = jax.random.split(key)
     dtype = op.inv_sqrt_degree.dtype
     lam, u, steps = _top_eigenvectors(op, k, solver, key_eig, eigen_max_steps, dtype, tol)
@@ -408,7 +477,9 @@ def _embed_and_cluster(op, key, tol, *, k, solver, embedding, n_init, eigen_max_
         y = u / jnp.where(norms > 0, norms, 1.0)
     else:  # scikit-learn's spectral_embedding: eigenvectors of L_sym divided by √degree
         y = u * op.inv_sqrt_degree[:, None]
-    result = kmeans(y, k=k, key=key_km, n_init=n_init, max_steps=kmeans_max_steps)
+    if where is not None:  # isolated padding rows: exact zeros, not rounding noise (or 1e6·noise)
+        y = jnp.where(where[:, None], y, 0.0)
+    result = kmeans(y, k=k, key=key_km, n_init=n_init, max_steps=kmeans_max_steps, where=where)
     return SpectralResult(
         labels=result.labels,
         embedding=y,

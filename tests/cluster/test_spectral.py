@@ -221,3 +221,85 @@ class TestBadInput:
     def test_knn_affinity(self):
         with pytest.raises(ValueError, match="n_neighbors must be <= 239"):
             knn_affinity(self.x, n_neighbors=N, include_self=False)
+
+
+def _padded(x, num_pad, seed=0):
+    """``x`` with ``num_pad`` far-away rows inserted at random positions, and the validity mask."""
+    rng = np.random.default_rng(seed)
+    n = len(x) + num_pad
+    where = np.ones(n, bool)
+    where[rng.choice(n, num_pad, replace=False)] = False
+    padded = rng.normal(scale=50.0, size=(n, x.shape[1]))
+    padded[where] = x
+    return jnp.asarray(padded), jnp.asarray(where)
+
+
+@pytest.mark.parametrize("affinity", ["rbf", "nearest_neighbors", "precomputed", "sparse"])
+def test_where_equals_clustering_the_valid_rows(affinity):
+    """Padding rows are cut out of the graph: the valid rows get the unpadded clustering."""
+    x, y = DATA["blobs"]
+    xp, where = _padded(x, 60)
+    kw = dict(k=3, key=jax.random.key(0), n_init=4, eigen_solver="dense")
+    if affinity in ("precomputed", "sparse"):
+        a, ap = rbf_affinity(jnp.asarray(x), gamma=0.5), rbf_affinity(xp, gamma=0.5)
+        if affinity == "sparse":
+            a, ap = sparse.BCOO.fromdense(a), sparse.BCOO.fromdense(ap)
+        plain = spectral_clustering(a, affinity="precomputed", **kw)
+        masked = spectral_clustering(ap, affinity="precomputed", where=where, **kw)
+    else:
+        plain = _fit(jnp.asarray(x), affinity=affinity, gamma=0.5, **kw)
+        masked = _fit(xp, affinity=affinity, gamma=0.5, where=where, **kw)
+    labels = np.asarray(masked.labels)
+    assert (labels[~np.asarray(where)] == -1).all()
+    assert _ari(labels[np.asarray(where)], plain.labels) == 1.0
+    assert _ari(plain.labels, y) >= 0.99
+    # the valid graph's spectrum: padding adds only isolated nodes (eigenvalue 1 of L)
+    np.testing.assert_allclose(masked.eigenvalues, plain.eigenvalues, atol=1e-6)
+    assert np.all(np.asarray(masked.embedding)[~np.asarray(where)] == 0)
+    np.testing.assert_allclose(masked.inertia, plain.inertia, rtol=1e-5, atol=1e-8)
+
+
+def test_where_vmaps_over_padded_sets():
+    x, y = DATA["blobs"]
+    sets = [_padded(x, 60, seed=s) for s in (1, 2)]
+    xs, ws = jnp.stack([s[0] for s in sets]), jnp.stack([s[1] for s in sets])
+    fit = jax.vmap(lambda a, w: spectral_clustering(
+        a, k=3, key=jax.random.key(0), affinity="nearest_neighbors", n_init=2, where=w))
+    out = fit(xs, ws)
+    for labels, w in zip(np.asarray(out.labels), np.asarray(ws)):
+        assert (labels[~w] == -1).all() and _ari(labels[w], y) >= 0.99
+
+
+@pytest.mark.parametrize("axis_type", ["Auto", "Explicit"])
+@pytest.mark.parametrize("affinity", ["nearest_neighbors", "rbf"])
+def test_jit_on_sharded_samples_equals_single_device(axis_type, affinity):
+    """Rows sharded over 8 devices: XLA partitions the pipeline (Explicit axes run it as Auto)."""
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    x, _ = DATA["moons"]
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(getattr(jax.sharding.AxisType, axis_type),))
+    xs = jax.device_put(jnp.asarray(x), NamedSharding(mesh, P("data")))
+    run = jax.jit(lambda x: spectral_clustering(
+        x, k=2, key=jax.random.key(0), affinity=affinity, gamma=20.0, n_init=2,
+        eigen_solver="lobpcg", eigen_tol=1e-6))
+    single = run(jnp.asarray(x))
+    with jax.set_mesh(mesh):
+        sharded = run(xs)
+    assert bool(sharded.converged) and bool(single.converged)
+    if axis_type == "Explicit":  # per-sample outputs keep the input's sharding type
+        assert jax.typeof(sharded.labels).sharding.spec == P("data")
+    assert _ari(sharded.labels, single.labels) == 1.0
+    np.testing.assert_allclose(sharded.eigenvalues, single.eigenvalues, atol=1e-8)
+
+
+def test_where_bad_input():
+    x = jnp.asarray(DATA["blobs"][0])
+    with pytest.raises(ValueError, match="where"):
+        spectral_clustering(x, k=2, key=jax.random.key(0), where=jnp.ones(5, bool))
+    with pytest.raises(TypeError, match="where"):
+        spectral_clustering(x, k=2, key=jax.random.key(0), where=jnp.ones(N))
+    with pytest.raises(ValueError, match="k must be <= the number of valid samples"):
+        spectral_clustering(x, k=3, key=jax.random.key(0), where=jnp.arange(N) < 2)
+    with pytest.raises(ValueError, match="where"):
+        knn_affinity(x, where=jnp.ones(3, bool))
