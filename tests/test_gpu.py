@@ -154,3 +154,25 @@ def test_dec_recipe_smoke_on_gpu(tmp_path):
         metrics = train.train_and_evaluate(config, tmp_path)
     assert metrics["steps"] == 2
     assert np.isfinite(metrics["results"]["jaxclust dec"]["acc"])
+
+
+def test_ward_token_pool_gpu_matches_scipy():
+    """Batched Ward pooling on the GPU gives SciPy's partitions (padded documents included)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    rng = np.random.default_rng(5)
+    docs = rng.normal(size=(64, 96, 32)).astype(np.float32)
+    lengths = rng.integers(20, 97, 64)
+    mask = np.arange(96)[None, :] < lengths[:, None]
+
+    def pool(x, m):
+        return jax.vmap(lambda a, b: jaxclust.multivector.token_pool(a, b, pool_factor=2))(x, m)
+
+    out = _on(_GPU, pool, docs, mask)
+    for i, n in enumerate(lengths):
+        x = docs[i, :n].astype(np.float64)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        ref = fcluster(linkage(x, "ward"), n // 2, "maxclust")
+        got = out.labels[i, :n]
+        assert (out.labels[i, n:] == -1).all()
+        np.testing.assert_array_equal(got[:, None] == got[None, :], ref[:, None] == ref[None, :])

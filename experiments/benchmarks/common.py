@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 
 import jax
 
@@ -20,22 +20,38 @@ def best_time(fn: Callable[[], object], repeats: int = 3) -> float:
     return best
 
 
-def interleaved_best(fns: dict[str, Callable[[], object]], repeats: int = 5) -> dict[str, float]:
-    """Best wall-clock seconds of each callable, timing them round-robin.
+def interleaved_runs(
+    fns: dict[str, Callable[[], object]],
+    repeats: int | Mapping[str, int] = 5,
+    warmup: Collection[str] | None = None,
+) -> tuple[dict[str, float], dict[str, object]]:
+    """Best wall-clock seconds and last output of each callable, timing them round-robin.
 
     On a shared machine the load drifts over seconds; interleaving the solvers' repetitions
     exposes every solver to the same conditions, so the ratios are fairer than timing each in
-    its own block. Every callable is run once first (compilation, caches).
+    its own block. ``repeats`` is one count for all or a count per name (a slow per-item Python
+    loop can run once while the compiled solver runs five times); ``warmup`` names the callables
+    run once untimed first (compilation, caches), by default all of them.
     """
-    for fn in fns.values():
-        jax.block_until_ready(fn())
+    counts = {name: repeats if isinstance(repeats, int) else repeats[name] for name in fns}
+    if min(counts.values()) < 1:
+        raise ValueError(f"repeats must be at least 1 for every solver, got {counts}")
+    outputs = {}
+    for name in fns if warmup is None else warmup:
+        outputs[name] = jax.block_until_ready(fns[name]())
     best = {name: float("inf") for name in fns}
-    for _ in range(repeats):
+    for r in range(max(counts.values())):
         for name, fn in fns.items():
-            start = time.perf_counter()
-            jax.block_until_ready(fn())
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            if r < counts[name]:
+                start = time.perf_counter()
+                outputs[name] = jax.block_until_ready(fn())
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best, outputs
+
+
+def interleaved_best(fns: dict[str, Callable[[], object]], repeats: int = 5) -> dict[str, float]:
+    """Best wall-clock seconds of each callable, timed round-robin (see `interleaved_runs`)."""
+    return interleaved_runs(fns, repeats)[0]
 
 
 def machine() -> str:
