@@ -13,8 +13,10 @@ The compiled solver is timed best of ``--repeats`` after one untimed run; each l
 All runs pool the same float32 documents (SciPy and fastcluster compute in float64); the fraction
 of documents whose partition equals SciPy's is printed, so a fast but wrong result would show.
 
-MaxSim throughput: 16 queries of 32 tokens against all documents, jaxclust ``maxsim`` (blocked)
-vs the plain jitted einsum a user would write, and NumPy einsum, on the same blocks of documents.
+MaxSim throughput: 16 queries of 32 tokens against all documents. jaxclust ``maxsim`` with its
+default step size (cache-sized on CPU), against the plain jitted einsum a user would write and
+NumPy's einsum, each run over blocks of ``--block`` documents; ``--maxsim-block`` sets
+jaxclust's step size instead (e.g. the same ``--block``, to compare like with like).
 
   .venv/bin/python -m experiments.benchmarks.token_pooling                   # 10,000 x 256 x 128
   .venv/bin/python -m experiments.benchmarks.token_pooling --num-docs 1000   # smaller
@@ -29,7 +31,7 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
 import jaxclust
-from experiments.benchmarks.common import interleaved_best, interleaved_runs, machine, print_table
+from experiments.benchmarks.common import interleaved_runs, machine, print_table
 
 
 def _documents(num_docs, tokens, dim, seed=0):
@@ -67,18 +69,16 @@ def plain_maxsim(q, d):
     return jnp.einsum("qid,bjd->qbij", q, d).max(-1).sum(-1)
 
 
-def run(num_docs, tokens, dim, factor, batch_size, repeats, block, peer_repeats=1):
-    data = _documents(num_docs, tokens, dim)
+def _pooling_rows(data, factor, batch_size, repeats, peer_repeats):
     docs = np.asarray(data.documents)
-    mask = jnp.asarray(data.doc_mask)
-    xj = jnp.asarray(docs)
+    num_docs, tokens, dim = docs.shape
+    xj, mask = jnp.asarray(docs), jnp.asarray(data.doc_mask)
 
     @jax.jit
     def ours(x, m):
         pool = lambda a: jaxclust.multivector.token_pool(a[0], a[1], pool_factor=factor)  # noqa: E731
         return jax.lax.map(pool, (x, m), batch_size=batch_size)
 
-    rows = []
     solvers = {
         "jaxclust": lambda: ours(xj, mask),
         "scipy loop": lambda: _loop(docs, factor, lambda x: linkage(x, "ward")),
@@ -96,6 +96,7 @@ def run(num_docs, tokens, dim, factor, batch_size, repeats, block, peer_repeats=
         warmup=["jaxclust"],
     )
     ref = outputs["scipy loop"]
+    rows = []
     for name, out in outputs.items():
         labels = np.asarray(out.labels) if name == "jaxclust" else [lab for lab, _ in out]
         rows.append(dict(
@@ -103,12 +104,18 @@ def run(num_docs, tokens, dim, factor, batch_size, repeats, block, peer_repeats=
             seconds=times[name], docs_per_s=num_docs / times[name],
             ratio=times[name] / times["jaxclust"], same_partition=_same_partitions(labels, ref),
         ))
+    return rows
 
-    q = jnp.asarray(data.queries)
-    qn = np.asarray(data.queries)
+
+def _maxsim_rows(data, repeats, block, maxsim_block):
+    docs = np.asarray(data.documents)
+    num_docs, tokens, _ = docs.shape
+    xj, mask = jnp.asarray(docs), jnp.asarray(data.doc_mask)
+    q, qn = jnp.asarray(data.queries), np.asarray(data.queries)
     blocks = [slice(s, min(s + block, num_docs)) for s in range(0, num_docs, block)]
-
-    ours_ms_jit = jax.jit(lambda q, x, m: jaxclust.multivector.maxsim(q, None, x, m, block_size=block))
+    ours = jax.jit(
+        lambda q, x, m: jaxclust.multivector.maxsim(q, None, x, m, block_size=maxsim_block)
+    )
     dblocks = [xj[b] for b in blocks]
 
     def plain():
@@ -117,17 +124,29 @@ def run(num_docs, tokens, dim, factor, batch_size, repeats, block, peer_repeats=
     def numpy_ms():
         return [np.einsum("qid,bjd->qbij", qn, docs[b], optimize=True).max(-1).sum(-1) for b in blocks]
 
-    ms = {"jaxclust": lambda: ours_ms_jit(q, xj, mask), "plain JAX": plain, "NumPy": numpy_ms}
-    t_ms = interleaved_best(ms, repeats)
-    ref_scores = np.concatenate([np.asarray(s) for s in plain()], axis=1)
-    for name, fn in ms.items():
-        out = fn()
+    solvers = {"jaxclust": lambda: ours(q, xj, mask), "plain JAX": plain, "NumPy": numpy_ms}
+    times, outputs = interleaved_runs(solvers, repeats)
+    ref = np.concatenate([np.asarray(s) for s in outputs["plain JAX"]], axis=1)
+    rows = []
+    for name, out in outputs.items():
         got = np.asarray(out) if name == "jaxclust" else np.concatenate([np.asarray(s) for s in out], 1)
         rows.append(dict(
-            task=f"maxsim 16x32 vs {num_docs}x{tokens}", solver=name, seconds=t_ms[name],
-            docs_per_s=num_docs / t_ms[name], ratio=t_ms[name] / t_ms["jaxclust"],
-            same_partition=f"max|diff| {np.abs(got - ref_scores).max():.1e}",
+            task=f"maxsim {q.shape[0]}x{q.shape[1]} vs {num_docs}x{tokens}", solver=name,
+            seconds=times[name], docs_per_s=num_docs / times[name],
+            ratio=times[name] / times["jaxclust"],
+            same_partition=f"max|diff| {np.abs(got - ref).max():.1e}",
         ))
+    return rows
+
+
+def run(num_docs, tokens, dim, factor, batch_size, repeats, block, peer_repeats=1,
+        maxsim_block=None, tasks=("pool", "maxsim")):
+    data = _documents(num_docs, tokens, dim)
+    rows = []
+    if "pool" in tasks:
+        rows += _pooling_rows(data, factor, batch_size, repeats, peer_repeats)
+    if "maxsim" in tasks:
+        rows += _maxsim_rows(data, repeats, block, maxsim_block)
     return rows
 
 
@@ -138,14 +157,19 @@ def main():
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--pool-factor", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=16, help="documents per vmapped batch")
-    parser.add_argument("--block", type=int, default=1000, help="documents per MaxSim block")
+    parser.add_argument("--block", type=int, default=1000,
+                        help="documents per block of the MaxSim peers")
+    parser.add_argument("--maxsim-block", type=int, default=None,
+                        help="jaxclust maxsim's documents per step (default: its own choice)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peer-repeats", type=int, default=1,
                         help="timed runs of each per-document loop (minutes at 10,000 documents)")
+    parser.add_argument("--tasks", default="pool,maxsim", help="comma-separated: pool, maxsim")
     args = parser.parse_args()
     print(machine())
     rows = run(args.num_docs, args.tokens, args.dim, args.pool_factor, args.batch_size,
-               args.repeats, min(args.block, args.num_docs), args.peer_repeats)
+               args.repeats, min(args.block, args.num_docs), args.peer_repeats, args.maxsim_block,
+               tuple(args.tasks.split(",")))
     print_table(rows, ["task", "solver", "seconds", "docs_per_s", "ratio", "same_partition"])
     print("ratio = peer seconds / jaxclust seconds (>1: jaxclust is faster); compile time excluded.")
 

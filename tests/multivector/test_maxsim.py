@@ -95,6 +95,42 @@ def test_sharded_documents_equal_single_device():
     np.testing.assert_allclose(np.asarray(mapped), np.asarray(single), rtol=1e-12)
 
 
+@pytest.mark.parametrize("block_size", [8, 5])
+def test_sharded_documents_are_scored_where_they_lie(block_size):
+    """Scoring in steps keeps each device on its own documents: no collective in the program."""
+    q, qm, d, dm = _problem(6, m=64)
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    ds = jax.device_put(jnp.asarray(d), NamedSharding(mesh, P("data")))
+    dms = jax.device_put(jnp.asarray(dm), NamedSharding(mesh, P("data")))
+    fn = jax.jit(lambda d, m: maxsim(jnp.asarray(q), jnp.asarray(qm), d, m, block_size=block_size))
+    hlo = fn.lower(ds, dms).compile().as_text()
+    if block_size == 8:  # 8 steps of 8 documents: step rows split like the corpus
+        assert "all-gather" not in hlo and "all-to-all" not in hlo and "collective-permute" not in hlo
+    np.testing.assert_allclose(np.asarray(fn(ds, dms)), _brute(q, qm, d, dm), rtol=1e-12)
+
+
+@pytest.mark.parametrize("block_size", [1, 2, 6, 7, 100])
+def test_every_step_size_gives_the_same_scores_and_gradients(block_size):
+    q, qm, d, dm = _problem(7, m=7)
+    args = (jnp.asarray(q), jnp.asarray(qm), jnp.asarray(d), jnp.asarray(dm))
+    np.testing.assert_allclose(
+        np.asarray(maxsim(*args, block_size=block_size)), _brute(q, qm, d, dm), rtol=1e-12
+    )
+    fn = lambda q, d: jnp.sum(maxsim(q, args[1], d, args[3], block_size=block_size) ** 2)  # noqa: E731
+    check_grads(fn, (args[0], args[2]), order=1, modes=("rev",), eps=1e-6)
+
+
+def test_default_step_size_is_cache_sized_on_cpu():
+    """The default loops over steps once the similarities would exceed the CPU budget."""
+    q, qm, d, dm = _problem(8, q=64, tq=32, m=40, td=128, d=4)  # 262,144 scores per document
+    args = (jnp.asarray(q), jnp.asarray(qm), jnp.asarray(d), jnp.asarray(dm))
+    hlo = jax.jit(maxsim).lower(*args).as_text()
+    assert "while" in hlo  # 4 documents per step under the 2**20 CPU budget
+    np.testing.assert_allclose(
+        np.asarray(maxsim(*args)), np.asarray(maxsim(*args, block_size=40)), rtol=1e-12
+    )
+
+
 def test_topk_matches_sorting():
     q, qm, d, dm = _problem(5, m=9)
     ref = _brute(q, qm, d, dm)
