@@ -1,5 +1,6 @@
 """Clustering solvers: k-means family, balanced and semi-supervised k-means, Gaussian mixtures,
-spectral, agglomerative (Ward) and self-expressive subspace clustering, k-nearest neighbours."""
+spectral, agglomerative (Ward) and self-expressive subspace clustering, non-negative matrix
+factorisation, k-nearest neighbours."""
 
 from jaxclust.cluster._balanced import BalancedKMeansResult as BalancedKMeansResult
 from jaxclust.cluster._balanced import balanced_kmeans as balanced_kmeans
@@ -23,6 +24,8 @@ from jaxclust.cluster._minibatch import KMeansState as KMeansState
 from jaxclust.cluster._minibatch import minibatch_init as minibatch_init
 from jaxclust.cluster._minibatch import minibatch_kmeans as minibatch_kmeans
 from jaxclust.cluster._minibatch import minibatch_update as minibatch_update
+from jaxclust.cluster._nmf import NMFResult as NMFResult
+from jaxclust.cluster._nmf import nmf as nmf
 from jaxclust.cluster._select import ChooseKResult as ChooseKResult
 from jaxclust.cluster._select import choose_k as choose_k
 from jaxclust.cluster._select import format_choose_k as format_choose_k
