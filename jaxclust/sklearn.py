@@ -1,5 +1,5 @@
 """scikit-learn estimators over the functional core: :class:`KMeans`, :class:`MiniBatchKMeans`,
-:class:`GaussianMixture`.
+:class:`GaussianMixture`, :class:`SpectralClustering`, :class:`NMF`.
 
 These are thin wrappers: every number comes from :func:`jaxclust.cluster.kmeans`,
 :func:`jaxclust.cluster.minibatch_kmeans` (with ``minibatch_init``/``minibatch_update`` for
@@ -37,7 +37,9 @@ scikit-learn's estimator checks all pass for :class:`GaussianMixture` (over
 estimators they all pass except ``check_sample_weight_equivalence_on_dense_data``
 (as for scikit-learn's own KMeans and MiniBatchKMeans): seedings and batches are draws over rows,
 so ``n`` weighted rows and the same rows repeated get different draws from one key. From a fixed
-``init`` the weighting is exact (Lloyd's updates only see the weighted sums).
+``init`` the weighting is exact (Lloyd's updates only see the weighted sums). For :class:`NMF`
+they all pass except ``check_transformer_general`` and ``check_transformer_data_not_an_array``,
+which scikit-learn's own ``NMF(solver="mu", init="random")`` fails the same way (see the tests).
 
 Not supported, unlike scikit-learn: sparse input (densify it first), callable ``init``, and the
 ``algorithm``, ``copy_x``, ``verbose`` and ``compute_labels`` parameters (labels are always
@@ -82,7 +84,7 @@ from sklearn.utils.validation import (
 from jaxclust import cluster
 from jaxclust.cluster._distances import squared_distances
 
-__all__ = ["GaussianMixture", "KMeans", "MiniBatchKMeans", "SpectralClustering"]
+__all__ = ["NMF", "GaussianMixture", "KMeans", "MiniBatchKMeans", "SpectralClustering"]
 
 _INITS = ("k-means++", "random")
 
@@ -1183,3 +1185,183 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
     def fit_predict(self, X, y=None):
         """Fits and returns ``labels_``."""
         return self.fit(X, y).labels_
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-negative matrix factorisation.
+
+_NMF_INITS = (None, "random", "custom")
+_BETA_LOSSES = {"frobenius": "frobenius", 2: "frobenius", "kullback-leibler": "kullback-leibler",
+                1: "kullback-leibler"}
+
+
+@_kernel(static_argnames=("rank", "loss", "max_steps", "update_h"))
+def _nmf_fit(x, key, w0, h0, tol, *, rank, loss, max_steps, update_h):
+    return cluster.nmf(
+        x, rank=rank, key=key, init=None if h0 is None else (w0, h0), loss=loss,
+        max_steps=max_steps, tol=tol, update_h=update_h,
+    )
+
+
+class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Non-negative matrix factorisation, a scikit-learn estimator over :func:`jaxclust.cluster.nmf`.
+
+    Parameters follow ``sklearn.decomposition.NMF`` with ``solver="mu"`` (the only solver):
+    ``fit_transform`` returns ``W`` and stores ``H`` as ``components_``; ``transform`` fits ``W``
+    for new rows with ``H`` fixed, starting, as scikit-learn does, from the constant
+    ``√(mean(X)/r)``. From the same ``W``/``H`` (``init="custom"``) the factors equal
+    scikit-learn's to float32 rounding (tested). ``init=None`` means ``"random"`` here
+    (scikit-learn picks NNDSVD-A when ``n_components <= min(n_samples, n_features)``; NNDSVD is
+    not implemented). Not supported: the ``"cd"`` solver, ``beta_loss`` other than Frobenius and
+    KL, the ``alpha_W``/``alpha_H``/``l1_ratio`` penalties, sparse input.
+
+    Args:
+      n_components: number of components ``r``; ``"auto"`` (default) takes it from ``H`` with
+        ``init="custom"``, else ``n_features``.
+      init: ``None``/``"random"`` (``|N(0, 1)| · √(mean(X)/r)``, keyed by ``random_state``) or
+        ``"custom"`` (``W`` and ``H`` passed to ``fit``/``fit_transform``).
+      beta_loss: ``"frobenius"`` (or 2) or ``"kullback-leibler"`` (or 1).
+      tol: tolerance of scikit-learn's stopping rule (checked every 10 updates); 0 runs
+        ``max_iter`` updates.
+      max_iter: maximum number of updates.
+      random_state: int, ``np.random.RandomState`` or None (see the module docstring).
+
+    Attributes:
+      components_: ``H``, shape (n_components, n_features).
+      n_components_: the number of components.
+      reconstruction_err_: ``‖X − WH‖_F``, or ``√(2·KL)`` for the KL loss, at the end of fit.
+      n_iter_: updates run.
+      n_features_in_, feature_names_in_: as in every scikit-learn estimator.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jaxclust.sklearn import NMF
+      >>> X = np.array([[1.0, 1.0], [2.0, 1.0], [3.0, 1.2], [4.0, 1.0], [5.0, 0.8], [6.0, 1.0]])
+      >>> model = NMF(n_components=2, random_state=0, max_iter=1000)
+      >>> W = model.fit_transform(X)
+      >>> W.shape, model.components_.shape, bool(model.reconstruction_err_ < 0.1)
+      ((6, 2), (2, 2), True)
+    """
+
+    def __init__(self, n_components="auto", *, init=None, beta_loss="frobenius", tol=1e-4,
+                 max_iter=200, random_state=None):
+        self.n_components = n_components
+        self.init = init
+        self.beta_loss = beta_loss
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def _validate(self, X, reset: bool):
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
+        if X.size and X.min() < 0:
+            raise ValueError("Negative values in data passed to NMF (input X).")
+        return X
+
+    def _options(self):
+        if self.init not in _NMF_INITS:
+            raise ValueError(
+                f"The 'init' parameter of NMF must be one of {list(_NMF_INITS)}. Got {self.init!r} "
+                "instead (NNDSVD is not implemented)."
+            )
+        if not isinstance(self.beta_loss, (str, numbers.Integral)) or self.beta_loss not in _BETA_LOSSES:
+            raise ValueError(
+                "The 'beta_loss' parameter of NMF must be 'frobenius' (2) or 'kullback-leibler' "
+                f"(1). Got {self.beta_loss!r} instead."
+            )
+        if not (self.n_components == "auto" or isinstance(self.n_components, numbers.Integral)):
+            raise ValueError(f"n_components must be 'auto' or an int, got {self.n_components!r}.")
+        if isinstance(self.n_components, numbers.Integral):
+            check_scalar(self.n_components, "n_components", numbers.Integral, min_val=1)
+        check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=0)
+        check_scalar(self.tol, "tol", numbers.Real, min_val=0.0)
+        return _BETA_LOSSES[self.beta_loss]
+
+    def fit_transform(self, X, y=None, W=None, H=None):
+        """Learns ``H`` (``components_``) and returns ``W``.
+
+        Args:
+          X: non-negative array-like of shape (n_samples, n_features).
+          y: ignored.
+          W: initial ``W`` (n_samples, n_components) for ``init="custom"``.
+          H: initial ``H`` (n_components, n_features) for ``init="custom"``.
+
+        Returns:
+          ``W``, shape (n_samples, n_components), in ``X``'s dtype.
+
+        Raises:
+          ValueError: for negative or invalid data, invalid parameters or ``W``/``H`` shapes.
+        """
+        X = self._validate(X, reset=True)
+        loss = self._options()
+        n, m = X.shape
+        if self.init == "custom":
+            if W is None or H is None:
+                raise ValueError("init='custom' needs both W and H.")
+            W, H = (check_array(a, dtype=X.dtype) for a in (W, H))
+            rank = H.shape[0] if self.n_components == "auto" else self.n_components
+            for name, a, shape in (("W", W, (n, rank)), ("H", H, (rank, m))):
+                if a.shape != shape:
+                    raise ValueError(f"Array with wrong shape passed to NMF (input {name}). "
+                                     f"Expected {shape}, but got {a.shape}.")
+            w0, h0 = _to_jax(np.maximum(W, np.finfo(np.float32).tiny)), _to_jax(
+                np.maximum(H, np.finfo(np.float32).tiny))
+        else:
+            rank = m if self.n_components == "auto" else self.n_components
+            w0 = h0 = None
+        key = jax.random.key(_seed(self.random_state))
+        result = _nmf_fit(X.size * rank, _to_jax(X), key, w0, h0, jnp.asarray(self.tol, X.dtype),
+                          rank=rank, loss=loss, max_steps=self.max_iter, update_h=True)
+        self.components_ = _to_numpy(result.h, X.dtype)
+        self.n_components_ = rank
+        self.reconstruction_err_ = float(result.reconstruction_error)
+        self.n_iter_ = int(result.num_steps)
+        if self.tol > 0 and self.n_iter_ == self.max_iter:
+            warnings.warn(
+                f"Maximum number of iterations {self.max_iter} reached. Increase it to improve "
+                "convergence.", ConvergenceWarning,
+            )
+        return _to_numpy(result.w, X.dtype)
+
+    def fit(self, X, y=None, **params):
+        """Learns ``components_`` (see :meth:`fit_transform`). Returns self."""
+        self.fit_transform(X, y, **params)
+        return self
+
+    def transform(self, X):
+        """``W`` for new rows: fits ``W`` with ``components_`` fixed (``max_iter`` updates, ``tol``).
+
+        Args:
+          X: non-negative array-like of shape (n_samples, n_features).
+
+        Returns:
+          ``W``, shape (n_samples, n_components), in ``X``'s dtype.
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        loss = self._options()
+        rank = self.n_components_
+        avg = np.sqrt(X.mean() / rank) if X.size else 0.0
+        if avg <= 0:  # all-zero input: zero codes (a zero start would stay zero anyway)
+            return np.zeros((X.shape[0], rank), X.dtype)
+        w0 = jnp.full((X.shape[0], rank), avg, _compute_dtype(X.dtype))
+        result = _nmf_fit(X.size * rank, _to_jax(X), None, w0, _to_jax(self.components_),
+                          jnp.asarray(self.tol, X.dtype), rank=rank, loss=loss,
+                          max_steps=self.max_iter, update_h=False)
+        return _to_numpy(result.w, X.dtype)
+
+    def inverse_transform(self, X):
+        """``X @ components_``: the data a code ``W`` reconstructs."""
+        check_is_fitted(self)
+        X = check_array(X, dtype=[np.float64, np.float32])
+        return X @ self.components_.astype(X.dtype)
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

@@ -51,7 +51,7 @@ def _mm(a, b):
     return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
 
 
-def _update(x, w, h, valid, delta, *, loss, axis_name):
+def _update(x, w, h, valid, delta, *, loss, update_h, axis_name):
     """One multiplicative update of ``W`` (local rows) then ``H`` (sums over every shard).
 
     ``x`` is zero on rows that are not ``valid`` and their ``W`` rows stay zero.
@@ -59,6 +59,8 @@ def _update(x, w, h, valid, delta, *, loss, axis_name):
     if loss == "frobenius":
         w = w * _mm(x, h.T) / (_mm(w, _mm(h, h.T)) + delta)
         w = jnp.where(valid, w, 0.0)
+        if not update_h:
+            return w, h
         wtx = _collectives.psum(_mm(w.T, x), axis_name)
         wtw = _collectives.psum(_mm(w.T, w), axis_name)
         h = h * wtx / (_mm(wtw, h) + delta)
@@ -66,6 +68,8 @@ def _update(x, w, h, valid, delta, *, loss, axis_name):
         h_sum = jnp.sum(h, axis=1)
         w = w * _mm(_wh_ratio(x, w, h, delta), h.T) / jnp.where(h_sum > 0, h_sum, delta)[None, :]
         w = jnp.where(valid, w, 0.0)
+        if not update_h:
+            return w, h
         num = _collectives.psum(_mm(w.T, _wh_ratio(x, w, h, delta)), axis_name)
         w_sum = _collectives.psum(jnp.sum(w, axis=0), axis_name)
         h = h * num / jnp.where(w_sum > 0, w_sum, delta)[:, None]
@@ -83,7 +87,7 @@ def _divergence(x, w, h, valid, *, loss, axis_name):
     return _collectives.psum(local, axis_name)
 
 
-def _solve(x, mask, w, h, tol, *, loss, max_steps, axis_name) -> NMFResult:
+def _solve(x, mask, w, h, tol, *, loss, max_steps, update_h, axis_name) -> NMFResult:
     dtype = x.dtype
     delta = jnp.asarray(np.finfo(np.float32).eps, dtype)
     mask = mask[:, None]
@@ -91,7 +95,7 @@ def _solve(x, mask, w, h, tol, *, loss, max_steps, axis_name) -> NMFResult:
     x = jnp.where(mask, x, 0.0)
     w = jnp.where(mask, w, 0.0)
     divergence = functools.partial(_divergence, loss=loss, axis_name=axis_name)
-    update = functools.partial(_update, loss=loss, axis_name=axis_name)
+    update = functools.partial(_update, loss=loss, update_h=update_h, axis_name=axis_name)
     # scikit-learn's rule: every 10 steps, stop when the root error fell by less than
     # tol × its initial value since the previous check.
     err_init = jnp.sqrt(2.0 * divergence(x, w, h, mask))
@@ -146,6 +150,7 @@ def nmf(
     loss: str = "frobenius",
     max_steps: int = 200,
     tol: ScalarLike = 1e-4,
+    update_h: bool = True,
     where: Bool[Array, " n"] | None = None,
     axis_name: str | None = None,
 ) -> NMFResult:
@@ -183,6 +188,9 @@ def nmf(
       max_steps: maximum number of updates (static), default 200 as scikit-learn's ``max_iter``.
       tol: relative tolerance of the stopping rule above, default 1e-4 as scikit-learn's; 0
         disables it.
+      update_h: if False (static), ``H`` stays at ``init[1]`` and only ``W`` is fitted: the
+        non-negative least-squares (or KL) encoding of new rows on learnt components, which is
+        scikit-learn's ``NMF.transform``. Needs ``init``.
       where: validity mask, shape [n]; rows where it is False do not contribute to ``H`` or the
         loss and get zero ``W`` rows, so ``jax.vmap`` factorises padded sets.
       axis_name: set only inside ``jax.shard_map`` with the rows of ``x`` split over this mesh
@@ -247,7 +255,10 @@ def nmf(
         w0, h0 = w0.astype(x.dtype), h0.astype(x.dtype)
     elif key is None:
         raise ValueError("pass key (random initialisation) or init=(W0, H0).")
-    solve = functools.partial(_run, rank=rank, loss=loss, max_steps=max_steps)
+    if not update_h and init is None:
+        raise ValueError("update_h=False needs init=(W0, H0): H0 holds the fixed components.")
+    solve = functools.partial(_run, rank=rank, loss=loss, max_steps=max_steps,
+                              update_h=bool(update_h))
     tol = jnp.asarray(tol, x.dtype)
     start = (w0, h0) if init is not None else key
     axis = _collectives.explicit_sample_axis(x) if axis_name is None else None
@@ -266,12 +277,13 @@ def nmf(
     )
 
 
-def _run(x, mask, start, tol, *, rank, loss, max_steps, axis_name) -> NMFResult:
+def _run(x, mask, start, tol, *, rank, loss, max_steps, update_h, axis_name) -> NMFResult:
     if isinstance(start, tuple):
         w, h = start
     else:
         w, h = _random_init(x, rank, start, mask.astype(x.dtype), axis_name)
-    return _solve(x, mask, w, h, tol, loss=loss, max_steps=max_steps, axis_name=axis_name)
+    return _solve(x, mask, w, h, tol, loss=loss, max_steps=max_steps, update_h=update_h,
+                  axis_name=axis_name)
 
 
 __all__ = ["NMFResult", "nmf"]

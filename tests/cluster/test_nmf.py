@@ -178,3 +178,22 @@ class TestBadInput:
             nmf(self.x, rank=2, init=jnp.ones((n, 2)))
         with pytest.raises(ValueError, match="where"):
             nmf(self.x, rank=2, key=jax.random.key(0), where=jnp.ones(3, bool))
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_fixed_components_match_sklearn_transform_solve(loss):
+    """update_h=False fits W alone: scikit-learn's non_negative_factorization(update_H=False)."""
+    from sklearn.decomposition import non_negative_factorization
+
+    x, w0, h0 = _data()
+    ours = nmf(jnp.asarray(x), rank=RANK, init=(jnp.asarray(w0), jnp.asarray(h0)), loss=loss,
+               max_steps=40, tol=0.0, update_h=False)
+    np.testing.assert_array_equal(np.asarray(ours.h), h0)
+    w, h, _ = non_negative_factorization(x, W=None, H=h0.copy(), n_components=RANK, init="custom",
+                                         update_H=False, solver="mu", beta_loss=loss,
+                                         max_iter=40, tol=0.0)
+    # scikit-learn starts W at the constant sqrt(mean(X) / r) when H is fixed
+    ours_const = nmf(jnp.asarray(x), rank=RANK,
+                     init=(jnp.full(w0.shape, np.sqrt(x.mean() / RANK)), jnp.asarray(h0)),
+                     loss=loss, max_steps=40, tol=0.0, update_h=False)
+    np.testing.assert_allclose(np.asarray(ours_const.w), w, rtol=1e-4, atol=1e-7 * np.abs(w).max())
