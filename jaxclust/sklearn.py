@@ -37,9 +37,8 @@ scikit-learn's estimator checks all pass for :class:`GaussianMixture` (over
 estimators they all pass except ``check_sample_weight_equivalence_on_dense_data``
 (as for scikit-learn's own KMeans and MiniBatchKMeans): seedings and batches are draws over rows,
 so ``n`` weighted rows and the same rows repeated get different draws from one key. From a fixed
-``init`` the weighting is exact (Lloyd's updates only see the weighted sums). For :class:`NMF`
-they all pass except ``check_transformer_general`` and ``check_transformer_data_not_an_array``,
-which scikit-learn's own ``NMF(solver="mu", init="random")`` fails the same way (see the tests).
+``init`` the weighting is exact (Lloyd's updates only see the weighted sums). They all pass for
+:class:`NMF` with its default (NNDSVD-A) start.
 
 Not supported, unlike scikit-learn: sparse input (densify it first), callable ``init``, and the
 ``algorithm``, ``copy_x``, ``verbose`` and ``compute_labels`` parameters (labels are always
@@ -1190,15 +1189,15 @@ class SpectralClustering(ClusterMixin, BaseEstimator):
 # ---------------------------------------------------------------------------------------------
 # Non-negative matrix factorisation.
 
-_NMF_INITS = (None, "random", "custom")
+_NMF_INITS = (None, "random", "nndsvd", "nndsvda", "custom")
 _BETA_LOSSES = {"frobenius": "frobenius", 2: "frobenius", "kullback-leibler": "kullback-leibler",
                 1: "kullback-leibler"}
 
 
-@_kernel(static_argnames=("rank", "loss", "max_steps", "update_h"))
-def _nmf_fit(x, key, w0, h0, tol, *, rank, loss, max_steps, update_h):
+@_kernel(static_argnames=("rank", "init", "loss", "max_steps", "update_h"))
+def _nmf_fit(x, key, w0, h0, tol, *, rank, init, loss, max_steps, update_h):
     return cluster.nmf(
-        x, rank=rank, key=key, init=None if h0 is None else (w0, h0), loss=loss,
+        x, rank=rank, key=key, init=(w0, h0) if init == "custom" else init, loss=loss,
         max_steps=max_steps, tol=tol, update_h=update_h,
     )
 
@@ -1209,17 +1208,19 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     Parameters follow ``sklearn.decomposition.NMF`` with ``solver="mu"`` (the only solver):
     ``fit_transform`` returns ``W`` and stores ``H`` as ``components_``; ``transform`` fits ``W``
     for new rows with ``H`` fixed, starting, as scikit-learn does, from the constant
-    ``√(mean(X)/r)``. From the same ``W``/``H`` (``init="custom"``) the factors equal
-    scikit-learn's to float32 rounding (tested). ``init=None`` means ``"random"`` here
-    (scikit-learn picks NNDSVD-A when ``n_components <= min(n_samples, n_features)``; NNDSVD is
-    not implemented). Not supported: the ``"cd"`` solver, ``beta_loss`` other than Frobenius and
-    KL, the ``alpha_W``/``alpha_H``/``l1_ratio`` penalties, sparse input.
+    ``√(mean(X)/r)``. From the same start (``init="custom"``, or the deterministic NNDSVD starts)
+    the factors equal scikit-learn's to float32 rounding (tested). ``init=None`` picks
+    ``"nndsvda"`` when ``n_components <= min(n_samples, n_features)``, else ``"random"``, as
+    scikit-learn does with ``solver="mu"``. Not supported: the ``"cd"`` solver, ``"nndsvdar"``,
+    ``beta_loss`` other than Frobenius and KL, the ``alpha_W``/``alpha_H``/``l1_ratio``
+    penalties, sparse input.
 
     Args:
       n_components: number of components ``r``; ``"auto"`` (default) takes it from ``H`` with
         ``init="custom"``, else ``n_features``.
-      init: ``None``/``"random"`` (``|N(0, 1)| · √(mean(X)/r)``, keyed by ``random_state``) or
-        ``"custom"`` (``W`` and ``H`` passed to ``fit``/``fit_transform``).
+      init: ``None`` (see above), ``"nndsvda"``, ``"nndsvd"`` (see :func:`jaxclust.cluster.nmf`),
+        ``"random"`` (``|N(0, 1)| · √(mean(X)/r)``, keyed by ``random_state``) or ``"custom"``
+        (``W`` and ``H`` passed to ``fit``/``fit_transform``).
       beta_loss: ``"frobenius"`` (or 2) or ``"kullback-leibler"`` (or 1).
       tol: tolerance of scikit-learn's stopping rule (checked every 10 updates); 0 runs
         ``max_iter`` updates.
@@ -1262,7 +1263,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self.init not in _NMF_INITS:
             raise ValueError(
                 f"The 'init' parameter of NMF must be one of {list(_NMF_INITS)}. Got {self.init!r} "
-                "instead (NNDSVD is not implemented)."
+                "instead ('nndsvdar' is not implemented)."
             )
         if not isinstance(self.beta_loss, (str, numbers.Integral)) or self.beta_loss not in _BETA_LOSSES:
             raise ValueError(
@@ -1306,12 +1307,21 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                                      f"Expected {shape}, but got {a.shape}.")
             w0, h0 = _to_jax(np.maximum(W, np.finfo(np.float32).tiny)), _to_jax(
                 np.maximum(H, np.finfo(np.float32).tiny))
+            init = "custom"
         else:
             rank = m if self.n_components == "auto" else self.n_components
             w0 = h0 = None
+            init = self.init
+            if init is None:
+                init = "nndsvda" if rank <= min(n, m) else "random"
+            if init != "random" and rank > min(n, m):
+                raise ValueError(
+                    f"init={init!r} can only be used when n_components <= min(n_samples, "
+                    f"n_features) = {min(n, m)}, got n_components={rank}."
+                )
         key = jax.random.key(_seed(self.random_state))
         result = _nmf_fit(X.size * rank, _to_jax(X), key, w0, h0, jnp.asarray(self.tol, X.dtype),
-                          rank=rank, loss=loss, max_steps=self.max_iter, update_h=True)
+                          rank=rank, init=init, loss=loss, max_steps=self.max_iter, update_h=True)
         self.components_ = _to_numpy(result.h, X.dtype)
         self.n_components_ = rank
         self.reconstruction_err_ = float(result.reconstruction_error)
@@ -1346,7 +1356,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             return np.zeros((X.shape[0], rank), X.dtype)
         w0 = jnp.full((X.shape[0], rank), avg, _compute_dtype(X.dtype))
         result = _nmf_fit(X.size * rank, _to_jax(X), None, w0, _to_jax(self.components_),
-                          jnp.asarray(self.tol, X.dtype), rank=rank, loss=loss,
+                          jnp.asarray(self.tol, X.dtype), rank=rank, init="custom", loss=loss,
                           max_steps=self.max_iter, update_h=False)
         return _to_numpy(result.w, X.dtype)
 

@@ -52,18 +52,7 @@ _SKIPPED_CHECKS = {
     },
     "GaussianMixture": {},  # every check passes
     "SpectralClustering": {},
-    "NMF": {
-        "check_transformer_general": (
-            "multiplicative updates reach zero entries only geometrically: after 2000 updates one entry "
-            "of fit_transform's W is 1e-16 where transform, restarted from a constant, is at 0.024, "
-            "above the check's 1e-2. scikit-learn's own NMF(solver='mu', init='random') fails "
-            "both checks the same way (1 of 60 entries; scikit-learn 1.9.1); its default NNDSVD-A "
-            "start, not implemented here, passes."
-        ),
-        "check_transformer_data_not_an_array": (
-            "the same as check_transformer_general."
-        ),
-    },
+    "NMF": {},  # every check passes
 }
 
 _CHECKED = [
@@ -71,7 +60,7 @@ _CHECKED = [
     MiniBatchKMeans(init="random", n_init=1, max_iter=5),
     GaussianMixture(init_params="random", max_iter=20),
     SpectralClustering(n_clusters=3, n_init=1, affinity="nearest_neighbors", n_neighbors=5),
-    NMF(n_components=2, max_iter=2000, tol=1e-9),
+    NMF(n_components=2, max_iter=2000, tol=1e-9),  # init=None: NNDSVD-A, as scikit-learn
 ]
 
 
@@ -559,4 +548,6 @@ def test_nmf_dtypes_random_start_and_negative_input():
     with pytest.raises(ValueError, match="Negative values in data passed to NMF"):
         NMF(n_components=2).fit(-x)
     with pytest.raises(ValueError, match="'init' parameter of NMF"):
-        NMF(n_components=2, init="nndsvd").fit(x)
+        NMF(n_components=2, init="nndsvdar").fit(x)
+    w_random = NMF(n_components=4, init="random", random_state=0, max_iter=50).fit_transform(x)
+    assert w_random.dtype == np.float32 and not np.allclose(w_random, w)

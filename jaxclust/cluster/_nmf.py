@@ -16,6 +16,9 @@ from jaxclust._typing import KeyArray, ScalarLike
 from jaxclust.cluster._distances import compute_dtype
 
 _LOSSES = ("frobenius", "kullback-leibler")
+_INITS = ("nndsvda", "nndsvd", "random")
+#: NNDSVD's threshold below which factor entries are set to 0 (scikit-learn's ``eps``).
+NNDSVD_EPS = 1e-6
 #: Steps between two evaluations of the stopping rule, as in scikit-learn.
 CHECK_EVERY = 10
 
@@ -126,6 +129,41 @@ def _solve(x, mask, w, h, tol, *, loss, max_steps, update_h, axis_name) -> NMFRe
     )
 
 
+def _nndsvd(x, rank, fill_zeros: bool):
+    """NNDSVD (Boutsidis & Gallopoulos 2008): non-negative parts of the top singular triplets.
+
+    Triplet 1 gives ``√σ₁ |u₁|, √σ₁ |v₁|``. For every other triplet the positive parts
+    ``(u₊, v₊)`` or the negative parts ``(u₋, v₋)``, whichever has the larger ``‖u‖‖v‖``, are
+    normalised and scaled by ``√(σ_j ‖u‖‖v‖)``. The result is invariant to the signs of the
+    singular vectors. Entries below 1e-6 become 0; ``fill_zeros`` (NNDSVD-A) sets them to
+    ``mean(X)``.
+    """
+    u, sv, vt = jnp.linalg.svd(x, full_matrices=False)
+    u, sv, v = u[:, :rank], sv[:rank], vt[:rank].T  # v: [m, r], one column per triplet
+
+    def parts(a):
+        pos, neg = jnp.maximum(a, 0.0), jnp.maximum(-a, 0.0)
+        return pos, neg, jnp.linalg.norm(pos, axis=0), jnp.linalg.norm(neg, axis=0)
+
+    u_p, u_n, u_p_nrm, u_n_nrm = parts(u)
+    v_p, v_n, v_p_nrm, v_n_nrm = parts(v)
+    m_p, m_n = u_p_nrm * v_p_nrm, u_n_nrm * v_n_nrm
+    use_p = (m_p > m_n)[None, :]
+    safe = lambda a: jnp.where(a > 0, a, 1.0)[None, :]  # noqa: E731
+    w = jnp.where(use_p, u_p / safe(u_p_nrm), u_n / safe(u_n_nrm))
+    h = jnp.where(use_p, v_p / safe(v_p_nrm), v_n / safe(v_n_nrm))
+    # the leading triplet is non-negative up to its sign: √σ₁ |u₁|, √σ₁ |v₁|
+    first = (jnp.arange(rank) == 0)[None, :]
+    scale = jnp.where(first, jnp.sqrt(sv)[None, :], jnp.sqrt(sv * jnp.where(m_p > m_n, m_p, m_n))[None, :])
+    w = jnp.where(first, jnp.abs(u), w) * scale
+    h = jnp.where(first, jnp.abs(v), h) * scale
+    w, h = jnp.where(w < NNDSVD_EPS, 0.0, w), jnp.where(h < NNDSVD_EPS, 0.0, h).T
+    if fill_zeros:
+        avg = jnp.mean(x)
+        w, h = jnp.where(w == 0, avg, w), jnp.where(h == 0, avg, h)
+    return w, h
+
+
 def _random_init(x, rank, key, mask, axis_name):
     """scikit-learn's ``init="random"``: ``|N(0, 1)| · √(mean(X) / r)`` for both factors."""
     n, m = x.shape
@@ -146,7 +184,7 @@ def nmf(
     *,
     rank: int,
     key: KeyArray | None = None,
-    init: tuple[Float[Array, "n r"], Float[Array, "r m"]] | None = None,
+    init: str | tuple[Float[Array, "n r"], Float[Array, "r m"]] = "nndsvda",
     loss: str = "frobenius",
     max_steps: int = 200,
     tol: ScalarLike = 1e-4,
@@ -180,10 +218,22 @@ def nmf(
     Args:
       x: non-negative data, shape [n, m] (e.g. n documents × m terms, n images × m pixels).
       rank: number of components ``r`` (static).
-      key: PRNG key for ``init=None`` (scikit-learn's ``init="random"`` scheme:
-        ``|N(0, 1)| · √(mean(X)/r)``, entries kept strictly positive).
-      init: initial factors ``(W₀ [n, r], H₀ [r, m])``, strictly positive (checked when
-        concrete); under ``axis_name``, ``W₀`` holds this shard's rows and ``H₀`` is replicated.
+      key: PRNG key, needed for ``init="random"`` only.
+      init: the start (static choice):
+
+        - ``"nndsvda"`` (default, scikit-learn's default when ``r <= min(n, m)``): NNDSVD
+          (Boutsidis & Gallopoulos), deterministic, from the top ``r`` singular triplets, with
+          its zero entries set to ``mean(X)``. Needs ``r <= min(n, m)``.
+        - ``"nndsvd"``: the same with the zeros kept (they stay 0: zeros are absorbing).
+        - ``"random"``: scikit-learn's scheme ``|N(0, 1)| · √(mean(X)/r)`` with ``key``
+          (entries kept strictly positive).
+        - ``(W₀ [n, r], H₀ [r, m])``: explicit factors, strictly positive (checked when
+          concrete); under ``axis_name``, ``W₀`` holds this shard's rows and ``H₀`` is
+          replicated.
+
+        The NNDSVD starts take a full SVD of ``x``, so they are not available with
+        ``axis_name`` or on sharded rows (pass ``"random"`` or explicit factors there), nor
+        with ``where``.
       loss: ``"frobenius"`` (default) or ``"kullback-leibler"`` (static).
       max_steps: maximum number of updates (static), default 200 as scikit-learn's ``max_iter``.
       tol: relative tolerance of the stopping rule above, default 1e-4 as scikit-learn's; 0
@@ -205,15 +255,16 @@ def nmf(
     Raises:
       TypeError: if ``x`` or the factors are not floating point, or ``where`` is not boolean.
       ValueError: if ``x`` is not [n, m], holds NaN/Inf or negative values, the factors have the
-        wrong shapes or non-positive entries, ``rank`` is not positive, ``loss`` is unknown, or
-        neither ``key`` nor ``init`` is given.
+        wrong shapes or non-positive entries, ``rank`` is not positive or exceeds ``min(n, m)``
+        for the NNDSVD starts, ``init`` or ``loss`` is unknown, or ``init="random"`` has no
+        ``key``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
       >>> from jaxclust.cluster import nmf
       >>> w = jnp.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
       >>> h = jnp.array([[1.0, 2.0, 0.0], [0.0, 1.0, 3.0]])
-      >>> result = nmf(w @ h, rank=2, key=jax.random.key(0), max_steps=2000, tol=0.0)
+      >>> result = nmf(w @ h, rank=2, max_steps=2000, tol=0.0)
       >>> bool(result.reconstruction_error < 1e-2)
       True
 
@@ -236,9 +287,27 @@ def nmf(
         jnp.ones(n, bool) if where is None
         else _checks.as_bool_array(where, "where", n=n, other="x")
     )
-    if init is not None:
+    if isinstance(init, str):
+        init = _checks.check_choice(init, "init", _INITS + ("a pair (W0, H0)",))
+        if init == "random" and key is None:
+            raise ValueError("init='random' needs key; pass e.g. key=jax.random.key(0).")
+        if init != "random":
+            if rank > min(n, m):
+                raise ValueError(
+                    f"init={init!r} needs rank <= min(n, m) = {min(n, m)}, got rank={rank}; use "
+                    "init='random'."
+                )
+            if where is not None or axis_name is not None or _collectives.explicit_sample_axis(x):
+                raise ValueError(
+                    f"init={init!r} needs the whole unmasked x on one device (a full SVD); with "
+                    "where, axis_name or sharded rows pass init='random' or (W0, H0)."
+                )
+    else:
         if not isinstance(init, (tuple, list)) or len(init) != 2:
-            raise TypeError(f"init must be a pair (W0, H0) of arrays, got {type(init).__name__}.")
+            raise TypeError(
+                f"init must be one of {_INITS} or a pair (W0, H0) of arrays, got "
+                f"{type(init).__name__}."
+            )
         w0 = _checks.as_float_array(init[0], "init[0] (W0)", ndim=2, shape="[n, r]")
         h0 = _checks.as_float_array(init[1], "init[1] (H0)", ndim=2, shape="[r, m]")
         if w0.shape != (n, rank) or h0.shape != (rank, m):
@@ -253,35 +322,37 @@ def nmf(
                     f"updates), got a minimum of {float(jnp.min(a))}."
                 )
         w0, h0 = w0.astype(x.dtype), h0.astype(x.dtype)
-    elif key is None:
-        raise ValueError("pass key (random initialisation) or init=(W0, H0).")
-    if not update_h and init is None:
+    if not update_h and isinstance(init, str):
         raise ValueError("update_h=False needs init=(W0, H0): H0 holds the fixed components.")
     solve = functools.partial(_run, rank=rank, loss=loss, max_steps=max_steps,
                               update_h=bool(update_h))
     tol = jnp.asarray(tol, x.dtype)
-    start = (w0, h0) if init is not None else key
+    start = init if isinstance(init, str) else (w0, h0)
     axis = _collectives.explicit_sample_axis(x) if axis_name is None else None
     if axis is None:
-        return solve(x, mask, start, tol, axis_name=axis_name)
+        return solve(x, mask, start, tol, key=key, axis_name=axis_name)
     rows, replicated = jax.sharding.PartitionSpec(axis), jax.sharding.PartitionSpec()
     out = NMFResult(rows, replicated, replicated, replicated, replicated, replicated)
-    if init is None:
+    if isinstance(init, str):  # "random": the NNDSVD starts were refused above
         return _collectives.map_over_samples(
-            lambda x, mask, key, tol, axis_name: solve(x, mask, key, tol, axis_name=axis_name),
+            lambda x, mask, key, tol, axis_name: solve(x, mask, "random", tol, key=key,
+                                                       axis_name=axis_name),
             axis, (x, mask), (key, tol), out_specs=out,
         )
     return _collectives.map_over_samples(
-        lambda x, mask, w0, h0, tol, axis_name: solve(x, mask, (w0, h0), tol, axis_name=axis_name),
+        lambda x, mask, w0, h0, tol, axis_name: solve(x, mask, (w0, h0), tol, key=None,
+                                                      axis_name=axis_name),
         axis, (x, mask, start[0]), (start[1], tol), out_specs=out,
     )
 
 
-def _run(x, mask, start, tol, *, rank, loss, max_steps, update_h, axis_name) -> NMFResult:
+def _run(x, mask, start, tol, *, key, rank, loss, max_steps, update_h, axis_name) -> NMFResult:
     if isinstance(start, tuple):
         w, h = start
+    elif start == "random":
+        w, h = _random_init(x, rank, key, mask.astype(x.dtype), axis_name)
     else:
-        w, h = _random_init(x, rank, start, mask.astype(x.dtype), axis_name)
+        w, h = _nndsvd(x, rank, fill_zeros=start == "nndsvda")
     return _solve(x, mask, w, h, tol, loss=loss, max_steps=max_steps, update_h=update_h,
                   axis_name=axis_name)
 

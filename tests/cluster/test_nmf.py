@@ -127,7 +127,7 @@ def test_shard_map_and_jit_on_sharded_rows_equal_single_device(loss):
 
 def test_random_init_scale_and_no_retrace():
     x, _, _ = _data()
-    fit = jax.jit(lambda x, key: nmf(x, rank=RANK, key=key, max_steps=100))
+    fit = jax.jit(lambda x, key: nmf(x, rank=RANK, key=key, init="random", max_steps=100))
     first = fit(jnp.asarray(x), jax.random.key(0))
     size = fit._cache_size()
     second = fit(jnp.asarray(x), jax.random.key(1))
@@ -136,7 +136,7 @@ def test_random_init_scale_and_no_retrace():
         assert np.all(np.asarray(r.w) >= 0) and np.all(np.asarray(r.h) >= 0)
         assert np.isfinite(float(r.loss))
     # the random start (max_steps=0) follows scikit-learn's scale: mean(WH) ≈ mean(X)·(2/π)·…
-    start = nmf(jnp.asarray(x), rank=RANK, key=jax.random.key(0), max_steps=0)
+    start = nmf(jnp.asarray(x), rank=RANK, key=jax.random.key(0), init="random", max_steps=0)
     ref_scale = np.sqrt(x.mean() / RANK)
     assert 0.5 < np.asarray(start.h).mean() / (ref_scale * np.sqrt(2 / np.pi)) < 1.5
     assert float(first.reconstruction_error) < 0.8 * float(start.reconstruction_error)
@@ -163,8 +163,14 @@ class TestBadInput:
             nmf(self.x, rank=2, key=jax.random.key(0), loss="itakura-saito")
         with pytest.raises(ValueError, match="rank must be"):
             nmf(self.x, rank=0, key=jax.random.key(0))
-        with pytest.raises(ValueError, match="pass key"):
-            nmf(self.x, rank=2)
+        with pytest.raises(ValueError, match="init='random' needs key"):
+            nmf(self.x, rank=2, init="random")
+        with pytest.raises(ValueError, match="init must be one of"):
+            nmf(self.x, rank=2, init="nndsvdar")
+        with pytest.raises(ValueError, match=r"needs rank <= min\(n, m\)"):
+            nmf(self.x[:3], rank=4)
+        with pytest.raises(ValueError, match="needs the whole unmasked x"):
+            nmf(self.x, rank=2, where=jnp.ones(self.x.shape[0], bool))
         with pytest.raises(ValueError, match="tol"):
             nmf(self.x, rank=2, key=jax.random.key(0), tol=-1.0)
 
@@ -174,7 +180,7 @@ class TestBadInput:
             nmf(self.x, rank=2, init=(jnp.ones((n, 3)), jnp.ones((2, m))))
         with pytest.raises(ValueError, match="strictly positive"):
             nmf(self.x, rank=2, init=(jnp.zeros((n, 2)), jnp.ones((2, m))))
-        with pytest.raises(TypeError, match="init must be a pair"):
+        with pytest.raises(TypeError, match="init must be one of"):
             nmf(self.x, rank=2, init=jnp.ones((n, 2)))
         with pytest.raises(ValueError, match="where"):
             nmf(self.x, rank=2, key=jax.random.key(0), where=jnp.ones(3, bool))
@@ -197,3 +203,24 @@ def test_fixed_components_match_sklearn_transform_solve(loss):
                      init=(jnp.full(w0.shape, np.sqrt(x.mean() / RANK)), jnp.asarray(h0)),
                      loss=loss, max_steps=40, tol=0.0, update_h=False)
     np.testing.assert_allclose(np.asarray(ours_const.w), w, rtol=1e-4, atol=1e-7 * np.abs(w).max())
+
+
+@pytest.mark.parametrize("init", ["nndsvd", "nndsvda"])
+def test_nndsvd_start_matches_sklearn(init):
+    from sklearn.decomposition._nmf import _initialize_nmf
+
+    x, _, _ = _data()
+    start = nmf(jnp.asarray(x), rank=RANK, init=init, max_steps=0)
+    # scikit-learn's SVD is randomized (accurate to about 1e-4 in the 6th triplet here)
+    w_ref, h_ref = _initialize_nmf(x, RANK, init=init, random_state=0)
+    np.testing.assert_allclose(np.asarray(start.w), w_ref, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(start.h), h_ref, rtol=1e-3, atol=1e-6)
+    if init == "nndsvd":
+        assert (np.asarray(start.w) == 0).any()  # sign-split zeros are kept
+    else:
+        assert (np.asarray(start.w) > 0).all() and (np.asarray(start.h) > 0).all()
+    # and the whole default fit equals scikit-learn's NMF(solver="mu", init=...) fit
+    ours = nmf(jnp.asarray(x), rank=RANK, init=init, max_steps=50, tol=0.0)
+    ref = NMF(RANK, solver="mu", init=init, max_iter=50, tol=0.0, random_state=0)
+    np.testing.assert_allclose(float(ours.reconstruction_error),
+                               ref.fit(x).reconstruction_err_, rtol=1e-5)
