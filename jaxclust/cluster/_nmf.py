@@ -273,6 +273,8 @@ def nmf(
       (published 2001).
       C. Févotte and J. Idier, "Algorithms for nonnegative matrix factorization with the
       β-divergence", Neural Computation 23(9), 2011.
+      C. Boutsidis and E. Gallopoulos, "SVD based initialization: A head start for nonnegative
+      matrix factorization", Pattern Recognition 41(4), 2008 (NNDSVD).
     """
     x = _checks.as_float_array(x, "x", ndim=2, shape="[n, m]")
     rank = _checks.check_positive_int(rank, "rank")
