@@ -154,7 +154,8 @@ def _nndsvd(x, rank, fill_zeros: bool):
     h = jnp.where(use_p, v_p / safe(v_p_nrm), v_n / safe(v_n_nrm))
     # the leading triplet is non-negative up to its sign: √σ₁ |u₁|, √σ₁ |v₁|
     first = (jnp.arange(rank) == 0)[None, :]
-    scale = jnp.where(first, jnp.sqrt(sv)[None, :], jnp.sqrt(sv * jnp.where(m_p > m_n, m_p, m_n))[None, :])
+    sigma = jnp.where(first[0], sv, sv * jnp.maximum(m_p, m_n))
+    scale = jnp.sqrt(sigma)[None, :]
     w = jnp.where(first, jnp.abs(u), w) * scale
     h = jnp.where(first, jnp.abs(v), h) * scale
     w, h = jnp.where(w < NNDSVD_EPS, 0.0, w), jnp.where(h < NNDSVD_EPS, 0.0, h).T
