@@ -549,5 +549,6 @@ def test_nmf_dtypes_random_start_and_negative_input():
         NMF(n_components=2).fit(-x)
     with pytest.raises(ValueError, match="'init' parameter of NMF"):
         NMF(n_components=2, init="nndsvdar").fit(x)
-    w_random = NMF(n_components=4, init="random", random_state=0, max_iter=50).fit_transform(x)
+    random_start = NMF(n_components=4, init="random", random_state=0, max_iter=50, tol=0.0)
+    w_random = random_start.fit_transform(x)
     assert w_random.dtype == np.float32 and not np.allclose(w_random, w)
