@@ -1320,8 +1320,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                     f"n_features) = {min(n, m)}, got n_components={rank}."
                 )
         key = jax.random.key(_seed(self.random_state))
-        result = _nmf_fit(X.size * rank, _to_jax(X), key, w0, h0, jnp.asarray(self.tol, X.dtype),
-                          rank=rank, init=init, loss=loss, max_steps=self.max_iter, update_h=True)
+        tol = jnp.asarray(self.tol, _compute_dtype(X.dtype))
+        result = _nmf_fit(X.size * rank, _to_jax(X), key, w0, h0, tol, rank=rank, init=init,
+                          loss=loss, max_steps=self.max_iter, update_h=True)
         self.components_ = _to_numpy(result.h, X.dtype)
         self.n_components_ = rank
         self.reconstruction_err_ = float(result.reconstruction_error)
@@ -1355,9 +1356,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if avg <= 0:  # all-zero input: zero codes (a zero start would stay zero anyway)
             return np.zeros((X.shape[0], rank), X.dtype)
         w0 = jnp.full((X.shape[0], rank), avg, _compute_dtype(X.dtype))
-        result = _nmf_fit(X.size * rank, _to_jax(X), None, w0, _to_jax(self.components_),
-                          jnp.asarray(self.tol, X.dtype), rank=rank, init="custom", loss=loss,
-                          max_steps=self.max_iter, update_h=False)
+        tol = jnp.asarray(self.tol, _compute_dtype(X.dtype))
+        result = _nmf_fit(X.size * rank, _to_jax(X), None, w0, _to_jax(self.components_), tol,
+                          rank=rank, init="custom", loss=loss, max_steps=self.max_iter,
+                          update_h=False)
         return _to_numpy(result.w, X.dtype)
 
     def inverse_transform(self, X):
