@@ -244,8 +244,8 @@ def test_where_equals_clustering_the_valid_rows(affinity):
         a, ap = rbf_affinity(jnp.asarray(x), gamma=0.5), rbf_affinity(xp, gamma=0.5)
         if affinity == "sparse":
             a, ap = sparse.BCOO.fromdense(a), sparse.BCOO.fromdense(ap)
-        plain = spectral_clustering(a, affinity="precomputed", **kw)
-        masked = spectral_clustering(ap, affinity="precomputed", where=where, **kw)
+        plain = _fit(a, affinity="precomputed", **kw)
+        masked = _fit(ap, affinity="precomputed", where=where, **kw)
     else:
         plain = _fit(jnp.asarray(x), affinity=affinity, gamma=0.5, **kw)
         masked = _fit(xp, affinity=affinity, gamma=0.5, where=where, **kw)
@@ -263,8 +263,8 @@ def test_where_vmaps_over_padded_sets():
     x, y = DATA["blobs"]
     sets = [_padded(x, 60, seed=s) for s in (1, 2)]
     xs, ws = jnp.stack([s[0] for s in sets]), jnp.stack([s[1] for s in sets])
-    fit = jax.vmap(lambda a, w: spectral_clustering(
-        a, k=3, key=jax.random.key(0), affinity="nearest_neighbors", n_init=2, where=w))
+    fit = jax.jit(jax.vmap(lambda a, w: spectral_clustering(
+        a, k=3, key=jax.random.key(0), affinity="nearest_neighbors", n_init=2, where=w)))
     out = fit(xs, ws)
     for labels, w in zip(np.asarray(out.labels), np.asarray(ws)):
         assert (labels[~w] == -1).all() and _ari(labels[w], y) >= 0.99
