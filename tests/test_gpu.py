@@ -176,3 +176,37 @@ def test_ward_token_pool_gpu_matches_scipy():
         got = out.labels[i, :n]
         assert (out.labels[i, n:] == -1).all()
         np.testing.assert_array_equal(got[:, None] == got[None, :], ref[:, None] == ref[None, :])
+
+
+def test_nmf_gpu_matches_cpu():
+    x = _digits()
+    rng = np.random.default_rng(6)
+    w0 = rng.uniform(0.1, 1.0, (x.shape[0], 8)).astype(np.float32)
+    h0 = rng.uniform(0.1, 1.0, (8, x.shape[1])).astype(np.float32)
+    for loss in ("frobenius", "kullback-leibler"):
+
+        def fit(x, w0, h0, loss=loss):
+            r = jaxclust.cluster.nmf(x, rank=8, init=(w0, h0), loss=loss, max_steps=100, tol=0.0)
+            return r.w, r.h, r.reconstruction_error
+
+        (wg, hg, eg), (wc, hc, ec) = _on(_GPU, fit, x, w0, h0), _on(_CPU, fit, x, w0, h0)
+        np.testing.assert_allclose(eg, ec, rtol=1e-4)
+        np.testing.assert_allclose(hg, hc, rtol=1e-3, atol=1e-5 * np.abs(hc).max())
+
+
+def test_maxsim_gpu_matches_cpu_in_steps():
+    rng = np.random.default_rng(7)
+    q = rng.normal(size=(8, 32, 64)).astype(np.float32)
+    d = rng.normal(size=(500, 96, 64)).astype(np.float32)
+    dm = np.arange(96)[None, :] < rng.integers(10, 97, 500)[:, None]
+
+    def score(q, d, dm):
+        # maxsim keeps the backend's default matmul precision (TF32 on recent GPUs, like the
+        # einsum a user would write); full float32 here, to compare the step logic tightly.
+        with jax.default_matmul_precision("highest"):
+            steps = jaxclust.multivector.maxsim(q, None, d, dm, block_size=64)  # 8 strided steps
+            return steps, jaxclust.multivector.maxsim(q, None, d, dm)
+
+    (sg, ag), (sc, _) = _on(_GPU, score, q, d, dm), _on(_CPU, score, q, d, dm)
+    np.testing.assert_allclose(sg, ag, rtol=1e-6, atol=1e-5)  # the step size changes nothing
+    np.testing.assert_allclose(sg, sc, rtol=1e-5, atol=1e-4)

@@ -65,7 +65,9 @@ def maxsim(
     takes its best match among the valid document tokens, and the matches are summed. Padded
     document tokens get ``−inf`` before the max; a document with no valid token scores 0.
     Products accumulate in float32 (or float64 for float64 inputs), so bfloat16 token embeddings
-    are fine. The gradient is the subgradient through ``max``.
+    are fine. The products run at the backend's default matmul precision, like the einsum a user
+    would write (TF32 on recent NVIDIA GPUs); for full float32 products there, call it under
+    ``jax.default_matmul_precision("highest")``. The gradient is the subgradient through ``max``.
 
     Documents are scored ``b`` at a time in a loop, so the ``[q, b, tq, td]`` similarities of
     one step are the peak memory whatever ``m``. By default ``b`` keeps a step within the
