@@ -177,18 +177,36 @@ class _Operator(NamedTuple):
     cols: Int[Array, " e"] | None
     data: Float[Array, " e"] | None
     inv_sqrt_degree: Float[Array, " n"]
+    shift: Float[Array, " n"] | None = None  # sparse path: a diagonal added to Ã (padding rows)
 
     def matmul(self, v):
         if self.dense is not None:
             return jnp.matmul(self.dense, v, precision=lax.Precision.HIGHEST)
         contrib = self.data[:, None] * v[self.cols]
-        return jax.ops.segment_sum(contrib, self.rows, num_segments=v.shape[0])
+        out = jax.ops.segment_sum(contrib, self.rows, num_segments=v.shape[0])
+        return out if self.shift is None else out + self.shift[:, None] * v
 
     def todense(self):
         if self.dense is not None:
             return self.dense
         n = self.inv_sqrt_degree.shape[0]
-        return jnp.zeros((n, n), self.data.dtype).at[self.rows, self.cols].add(self.data)
+        dense = jnp.zeros((n, n), self.data.dtype).at[self.rows, self.cols].add(self.data)
+        return dense if self.shift is None else dense + jnp.diag(self.shift)
+
+    def push_down(self, where, floor: float):
+        """Gives the rows outside ``where`` the eigenvalue ``floor``, at or below Ã's spectrum.
+
+        Padding rows are isolated nodes (zero rows of Ã, eigenvalue 0). A valid graph can have
+        negative eigenvalues among its top ``k`` (a triangle has 1, −½, −½), which the padding's
+        zeros would then displace. The dense solver uses −2, below the whole spectrum [−1, 1].
+        LOBPCG runs on Ã + I, which must stay positive semi-definite (jax's ``lobpcg_standard``
+        returns NaN otherwise), so it uses −1: only an eigenvalue of exactly −1 (a bipartite
+        valid graph, e.g. two points, with ``k`` reaching it) can then tie with the padding.
+        """
+        shift = jnp.where(where, 0.0, floor).astype(self.inv_sqrt_degree.dtype)
+        if self.dense is not None:
+            return self._replace(dense=self.dense + jnp.diag(shift))
+        return self._replace(shift=shift)
 
 
 def _normalized_operator(affinity, densify: bool) -> _Operator:
@@ -315,7 +333,8 @@ def spectral_clustering(
       kmeans_max_steps: maximum Lloyd iterations per k-means run (static).
       block_size: query rows per block of the kNN search (static); see :func:`knn`.
       where: validity mask, shape [n]; rows where it is False are cut out of the graph (zero
-        affinity to everything, so they are isolated nodes whose eigenvector rows are 0), get a
+        affinity to everything) and given an eigenvalue below the valid graph's spectrum, so
+        the top ``k`` eigenvectors are the valid graph's, with zero rows for padding. They get a
         zero embedding row, are ignored by k-means and are labelled ``-1``. With ``jax.vmap``
         this clusters padded sets of different sizes. The valid rows must number at least
         ``k`` (checked when ``where`` is concrete); ``eigen_solver="auto"`` decides on the padded
@@ -418,6 +437,8 @@ def _spectral(data, where, gamma, tol, key, *, affinity, n_neighbors, block_size
     if where is not None:
         a = _mask_affinity(a, where)
     op = _normalized_operator(a, densify=solver == "dense")
+    if where is not None:
+        op = op.push_down(where, floor=-2.0 if solver == "dense" else -1.0)
     return _embed_and_cluster(
         op, key, tol, k=k, solver=solver, embedding=embedding, n_init=n_init,
         eigen_max_steps=eigen_max_steps, kmeans_max_steps=kmeans_max_steps, where=where,

@@ -259,6 +259,20 @@ def test_where_equals_clustering_the_valid_rows(affinity):
     np.testing.assert_allclose(masked.inertia, plain.inertia, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.parametrize("solver", ["dense", "lobpcg"])
+def test_where_keeps_negative_eigenvalues_of_a_small_valid_graph(solver):
+    """Three valid points, k=3: the valid graph's spectrum is 1, −½, −½; padding must not win."""
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(40, 2)))
+    where = jnp.arange(40) < 3
+    kw = dict(k=3, key=jax.random.key(0), n_init=2, affinity="rbf", gamma=1e-3)
+    masked = _fit(x, where=where, eigen_solver=solver, eigen_tol=jnp.asarray(1e-7), **kw)
+    alone = _fit(x[:3], eigen_solver="dense", **kw)
+    assert sorted(np.asarray(masked.labels[:3]).tolist()) == [0, 1, 2]
+    assert bool(masked.converged)
+    np.testing.assert_allclose(masked.eigenvalues, alone.eigenvalues, atol=1e-6)
+    np.testing.assert_allclose(np.sort(np.asarray(alone.eigenvalues)), [0.0, 1.5, 1.5], atol=1e-2)
+
+
 def test_where_vmaps_over_padded_sets():
     x, y = DATA["blobs"]
     sets = [_padded(x, 60, seed=s) for s in (1, 2)]
